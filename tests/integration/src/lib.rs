@@ -1,0 +1,1 @@
+//! Harness for starting real Postgres clusters in tests.
