@@ -1,1 +1,48 @@
-pub fn placeholder() {}
+//! shardgate's configuration: the TOML model, its parsing and its validation.
+//!
+//! Pure library, no I/O: the caller reads the file and hands its text to [`parse`],
+//! which returns a validated [`Config`] or every problem found, each as
+//! `file:line: message`.
+//!
+//! ```
+//! let text = r#"
+//! [[users]]
+//! name = "shop"
+//! password = "shop"
+//!
+//! [backend]
+//! user = "shop"
+//! database = "shop"
+//!
+//! [[shards]]
+//! name = "s0"
+//! primary = "127.0.0.1:5432"
+//! replicas = ["127.0.0.1:5433"]
+//! "#;
+//! let config = shard_config::parse(text, "shardgate.toml").expect("valid config");
+//! assert_eq!(config.default_shard().name, "s0");
+//! assert_eq!(config.proxy.listen.to_string(), "127.0.0.1:6432");
+//!
+//! let errors = shard_config::parse("[proxy]\npool_size = 0\n", "bad.toml").unwrap_err();
+//! assert!(errors.to_string().contains("bad.toml:2: proxy.pool_size must be at least 1"));
+//! ```
+
+#![warn(missing_docs)]
+
+mod address;
+mod diagnostics;
+mod error;
+mod fields;
+mod model;
+mod parse;
+mod raw;
+mod scram;
+mod validate;
+
+pub use address::{Address, AddressError};
+pub use error::{ConfigError, ConfigErrors};
+pub use model::{
+    AdminConfig, BackendConfig, Config, PoolMode, ProxyConfig, ReadFrom, RoutingConfig,
+    ShardConfig, TableConfig, UserConfig,
+};
+pub use parse::parse;

@@ -1,1 +1,24 @@
-pub fn placeholder() {}
+//! shardgate's SQL analysis: pure functions from statement text to routing
+//! facts, with no I/O and no clock.
+//!
+//! - [`classify`]: whether a statement text may run on a replica or needs
+//!   the primary, and what it does to session and transaction state.
+//! - [`has_primary_hint`]: the `/* shardgate: primary */` comment, found by a
+//!   cheap scan of the raw text.
+
+#![warn(missing_docs)]
+
+mod classify;
+mod depth_limit;
+mod hint;
+mod query_writes;
+mod session;
+mod transaction;
+mod write_functions;
+
+pub use classify::{classify, Classification, Target};
+pub use depth_limit::{MAX_OPERATOR_DEPTH, MAX_PAREN_DEPTH, MAX_SET_OPERATIONS};
+pub use hint::has_primary_hint;
+pub use session::SessionEffect;
+pub use transaction::TxnEffect;
+pub use write_functions::{is_write_function, BUILTIN_WRITE_FUNCTIONS};

@@ -1,0 +1,8 @@
+//! The server side: raw connections to Postgres, their pools, and health.
+
+pub mod conn;
+pub mod health;
+pub mod pool;
+
+pub use conn::{BackendError, Login, ServerConn};
+pub use pool::{Pooled, Role, Server, Servers, Shard};

@@ -1,0 +1,825 @@
+//! One client's session after login: frames from the client are routed to
+//! a primary or a replica and forwarded as bytes; answers are relayed back,
+//! minus the answers to what the proxy itself injected (replayed settings,
+//! lazily prepared statements).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use sql_rewrite::{classify, SessionEffect, Target};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::settings::Settings;
+use super::slot::{Kind, ParseUndo, Pending, Slot, Statement};
+use crate::backend::{Role, Server};
+use crate::cancel::{self, Running};
+use crate::context::Context;
+use crate::frontend::stream::{ClientRead, ClientWrite};
+use crate::protocol::frame::{self, Frame};
+use crate::protocol::messages::{self, Bind, Malformed, Parse, Severity};
+
+/// Why a session ends.
+#[derive(Debug, thiserror::Error)]
+pub enum End {
+    /// The client said goodbye or hung up.
+    #[error("client left")]
+    ClientLeft,
+    /// The client broke the protocol (already told with a FATAL error).
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    /// Writing to the client failed.
+    #[error("client I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<Malformed> for End {
+    fn from(m: Malformed) -> Self {
+        End::Protocol(m.to_string())
+    }
+}
+
+/// What to do after handling a client frame.
+enum Flow {
+    /// Go on with the next frame.
+    Next,
+    /// Stop reading the client until the pinned server drains.
+    Wait,
+}
+
+/// One client session.
+pub struct Session {
+    ctx: Arc<Context>,
+    rd: ClientRead,
+    wr: ClientWrite,
+    cbuf: BytesMut,
+    cout: BytesMut,
+    slots: Vec<Slot>,
+    /// The slot that must get the client's next message.
+    pinned: Option<usize>,
+    /// An extended-protocol batch is open on `pinned` (no Sync yet).
+    open_batch: bool,
+    /// Extended-protocol messages waiting for a routing decision (Parse
+    /// messages with their classified statement).
+    batch: Vec<(Frame, Option<Arc<Statement>>)>,
+    batch_target: Target,
+    /// The batch needs another server than the pinned one: wait for it.
+    batch_waiting: bool,
+    /// The server of an open transaction went away while the client idled.
+    txn_lost: bool,
+    /// A client frame held back until the pinned server drains.
+    deferred: Option<Frame>,
+    /// After a proxy-made error, skip the client's messages up to Sync.
+    skip_to_sync: bool,
+    statements: HashMap<Bytes, Arc<Statement>>,
+    settings: Settings,
+    rr: usize,
+    cancel: Arc<cancel::Slot>,
+}
+
+/// Whether a server in `role` may run work for `target`.
+fn satisfies(role: Role, target: Target) -> bool {
+    role == Role::Primary || target == Target::Replica
+}
+
+impl Session {
+    /// A session for a logged-in client.
+    pub fn new(
+        ctx: Arc<Context>,
+        rd: ClientRead,
+        wr: ClientWrite,
+        startup: &[(String, String)],
+        cancel: Arc<cancel::Slot>,
+    ) -> Self {
+        Self {
+            ctx,
+            rd,
+            wr,
+            cbuf: BytesMut::with_capacity(8 * 1024),
+            cout: BytesMut::with_capacity(8 * 1024),
+            slots: Vec::new(),
+            pinned: None,
+            open_batch: false,
+            batch: Vec::new(),
+            batch_target: Target::Replica,
+            batch_waiting: false,
+            txn_lost: false,
+            deferred: None,
+            skip_to_sync: false,
+            statements: HashMap::new(),
+            settings: Settings::from_startup(startup),
+            rr: rand::random::<usize>() % 1024,
+            cancel,
+        }
+    }
+
+    /// Runs the session to its end, then returns the server connections.
+    pub async fn run(mut self) {
+        let end = self.serve().await;
+        match &end {
+            Err(End::ClientLeft) | Ok(()) => {}
+            Err(e) => tracing::debug!("session ended: {e}"),
+        }
+        self.release().await;
+    }
+
+    async fn serve(&mut self) -> Result<(), End> {
+        loop {
+            self.process_client().await?;
+            self.flush().await?;
+            let reading_client = self.deferred.is_none() && !self.batch_waiting;
+            let Self {
+                rd, cbuf, slots, ..
+            } = self;
+            if cbuf.capacity() - cbuf.len() < 4096 {
+                cbuf.reserve(16 * 1024);
+            }
+            for s in slots.iter_mut() {
+                let b = &mut s.conn.rbuf;
+                if b.capacity() - b.len() < 4096 {
+                    b.reserve(32 * 1024);
+                }
+            }
+            tokio::select! {
+                r = rd.read_buf(cbuf), if reading_client => {
+                    if r? == 0 {
+                        return Err(End::ClientLeft);
+                    }
+                }
+                (idx, r) = read_any(slots) => {
+                    match r {
+                        Ok(n) if n > 0 => self.process_server(idx)?,
+                        Ok(_) => self.server_lost(idx, "server closed the connection unexpectedly"),
+                        Err(e) => self.server_lost(idx, &e.to_string()),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        for i in 0..self.slots.len() {
+            if self.slots[i].out.is_empty() {
+                continue;
+            }
+            let slot = &mut self.slots[i];
+            let res = slot.conn.wr.write_all(&slot.out).await;
+            slot.out.clear();
+            if let Err(e) = res {
+                self.server_lost(i, &e.to_string());
+                // indexes shifted: start over
+                return Box::pin(self.flush()).await;
+            }
+        }
+        if !self.cout.is_empty() {
+            self.wr.write_all(&self.cout).await?;
+            self.cout.clear();
+        }
+        Ok(())
+    }
+
+    /// Handles every complete client frame that can be handled now.
+    async fn process_client(&mut self) -> Result<(), End> {
+        loop {
+            if self.batch_waiting {
+                self.route_batch().await?;
+                if self.batch_waiting {
+                    return Ok(());
+                }
+            }
+            let f = match self.deferred.take() {
+                Some(f) => f,
+                None => match frame::split(&mut self.cbuf, self.ctx.config.proxy.max_message_bytes)
+                {
+                    Ok(Some(f)) => f,
+                    Ok(None) => return Ok(()),
+                    Err(e) => return Err(self.violation(e.to_string())),
+                },
+            };
+            match self.client_frame(&f).await {
+                Ok(Flow::Next) => {}
+                Ok(Flow::Wait) => {
+                    self.deferred = Some(f);
+                    return Ok(());
+                }
+                Err(End::Protocol(m)) => return Err(self.violation(m)),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reports a protocol violation to the client with a FATAL error.
+    fn violation(&mut self, message: String) -> End {
+        messages::error_response(&mut self.cout, Severity::Fatal, "08P01", &message);
+        End::Protocol(message)
+    }
+
+    async fn client_frame(&mut self, f: &Frame) -> Result<Flow, End> {
+        if self.skip_to_sync {
+            if f.tag == b'S' {
+                self.skip_to_sync = false;
+                messages::ready_for_query(&mut self.cout, b'I');
+            }
+            return Ok(Flow::Next);
+        }
+        match f.tag {
+            b'Q' => {
+                if !self.batch.is_empty() {
+                    // a Query ends an unsynced batch: route that first
+                    self.route_batch().await?;
+                    if self.batch_waiting {
+                        return Ok(Flow::Wait);
+                    }
+                }
+                let sql = messages::query_text(f)?;
+                let class = classify(sql, &self.ctx.config.proxy.write_functions);
+                let target = self.effective(class.target);
+                let Some(idx) = self.target_slot(target).await? else {
+                    return Ok(self.pinned.map_or(Flow::Next, |_| Flow::Wait));
+                };
+                let slot = &mut self.slots[idx];
+                slot.prepared.remove(&b""[..]);
+                let mut p = Pending::new(Kind::Query, false);
+                p.effects = class.session;
+                slot.send(f, Some(p));
+                self.pin(idx, false);
+            }
+            b'F' => {
+                let Some(idx) = self.target_slot(Target::Primary).await? else {
+                    return Ok(self.pinned.map_or(Flow::Next, |_| Flow::Wait));
+                };
+                self.slots[idx].send(f, Some(Pending::new(Kind::FunctionCall, false)));
+                self.pin(idx, false);
+            }
+            b'P' | b'B' | b'D' | b'E' | b'C' | b'S' | b'H' => {
+                let stmt = match f.tag {
+                    b'P' => Some(self.statement(f)?),
+                    _ => None,
+                };
+                if self.open_batch {
+                    if let Some(p) = self.pinned {
+                        self.extended(p, f, stmt)?;
+                        return Ok(Flow::Next);
+                    }
+                }
+                if self.batch_target == Target::Replica {
+                    self.batch_target = self.frame_target(f, stmt.as_ref())?;
+                }
+                self.batch.push((f.clone(), stmt));
+                if matches!(f.tag, b'B' | b'D' | b'E' | b'S' | b'H') {
+                    self.route_batch().await?;
+                }
+            }
+            b'd' | b'c' | b'f' => {
+                if let Some(p) = self.pinned {
+                    self.slots[p].send(f, None);
+                }
+            }
+            b'X' => return Err(End::ClientLeft),
+            t => return Err(End::Protocol(format!("invalid frontend message type {t}"))),
+        }
+        Ok(Flow::Next)
+    }
+
+    /// A client's Parse as a registry entry, classified once.
+    fn statement(&self, f: &Frame) -> Result<Arc<Statement>, End> {
+        let p = Parse::read(f)?;
+        Ok(Arc::new(Statement {
+            parse: f.clone(),
+            class: classify(p.query, &self.ctx.config.proxy.write_functions),
+        }))
+    }
+
+    /// Applies `read_from = "primary"`.
+    fn effective(&self, t: Target) -> Target {
+        match self.ctx.config.routing.read_from {
+            shard_config::ReadFrom::Primary => Target::Primary,
+            shard_config::ReadFrom::Replicas => t,
+        }
+    }
+
+    /// The target an extended-protocol message needs.
+    fn frame_target(&self, f: &Frame, stmt: Option<&Arc<Statement>>) -> Result<Target, End> {
+        let of = |s: Option<&Arc<Statement>>| {
+            s.map_or(Target::Replica, |s| self.effective(s.class.target))
+        };
+        Ok(match f.tag {
+            b'P' => of(stmt),
+            b'B' => {
+                let b = Bind::read(f)?;
+                // the newest Parse of that name in the waiting batch, else the registry
+                let in_batch = self.batch.iter().rev().find_map(|(bf, s)| {
+                    let s = s.as_ref()?;
+                    (Parse::read(bf).ok()?.name == b.statement).then_some(s)
+                });
+                of(in_batch.or_else(|| self.statements.get(b.statement)))
+            }
+            _ => Target::Replica,
+        })
+    }
+
+    /// Pins the client to a slot until it goes idle.
+    fn pin(&mut self, idx: usize, open_batch: bool) {
+        self.pinned = Some(idx);
+        self.open_batch = open_batch;
+        let s = &self.slots[idx];
+        self.cancel.set(Running {
+            addr: s.server.addr.clone(),
+            pid: s.conn.pid,
+            secret: s.conn.secret,
+        });
+    }
+
+    /// The slot for a new unit of work: the pinned one if it can take it,
+    /// else a fresh choice. `Ok(None)`: wait for the pinned slot to drain
+    /// (when something is pinned), or an error was sent to the client.
+    async fn target_slot(&mut self, target: Target) -> Result<Option<usize>, End> {
+        if self.txn_lost {
+            self.txn_lost = false;
+            messages::error_response(
+                &mut self.cout,
+                Severity::Error,
+                "08006",
+                "server connection lost: the open transaction was rolled back",
+            );
+            if self.batch.iter().any(|(f, _)| f.tag == b'S') || self.batch.is_empty() {
+                messages::ready_for_query(&mut self.cout, b'I');
+            } else {
+                self.skip_to_sync = true;
+            }
+            self.batch.clear();
+            return Ok(None);
+        }
+        if let Some(p) = self.pinned {
+            let s = &self.slots[p];
+            if self.open_batch || s.status != b'I' || satisfies(s.server.role, target) {
+                return Ok(Some(p));
+            }
+            return Ok(None);
+        }
+        match self.acquire(target).await {
+            Some(i) => Ok(Some(i)),
+            None => {
+                if self.batch.is_empty() || self.batch.iter().any(|(f, _)| f.tag == b'S') {
+                    messages::ready_for_query(&mut self.cout, b'I');
+                } else {
+                    self.skip_to_sync = true;
+                }
+                self.batch.clear();
+                Ok(None)
+            }
+        }
+    }
+
+    /// Sends the waiting batch to one server, or marks it waiting.
+    async fn route_batch(&mut self) -> Result<(), End> {
+        let target = self.batch_target;
+        let had_pin = self.pinned.is_some();
+        let Some(idx) = self.target_slot(target).await? else {
+            self.batch_waiting = had_pin && !self.batch.is_empty();
+            if !self.batch_waiting {
+                self.batch_target = Target::Replica;
+            }
+            return Ok(());
+        };
+        self.batch_waiting = false;
+        self.pin(idx, true);
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_target = Target::Replica;
+        for (f, stmt) in batch {
+            self.extended(idx, &f, stmt)?;
+        }
+        Ok(())
+    }
+
+    /// Chooses a server for `target` and checks out a connection if the
+    /// client holds none there; sends an error to the client on failure.
+    async fn acquire(&mut self, target: Target) -> Option<usize> {
+        let shard = self.ctx.servers.default_shard();
+        let mut candidates: Vec<Arc<Server>> = Vec::with_capacity(shard.replicas.len() + 1);
+        if target == Target::Replica && !shard.replicas.is_empty() {
+            let n = shard.replicas.len();
+            self.rr = self.rr.wrapping_add(1);
+            for k in 0..n {
+                let r = &shard.replicas[(self.rr + k) % n];
+                if r.is_up() {
+                    candidates.push(r.clone());
+                }
+            }
+        }
+        candidates.push(shard.primary.clone());
+        let mut last_err = String::new();
+        for server in candidates {
+            if let Some(i) = self
+                .slots
+                .iter()
+                .position(|s| Arc::ptr_eq(&s.server, &server))
+            {
+                self.sync_slot(i);
+                return Some(i);
+            }
+            match server.checkout().await {
+                Ok(conn) => {
+                    self.slots.push(Slot::new(server, conn));
+                    let i = self.slots.len() - 1;
+                    self.sync_slot(i);
+                    return Some(i);
+                }
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    last_err = e;
+                }
+            }
+        }
+        messages::error_response(
+            &mut self.cout,
+            Severity::Error,
+            "08006",
+            &format!("could not connect to a server: {last_err}"),
+        );
+        None
+    }
+
+    /// Replays the client's settings on a slot that is behind.
+    fn sync_slot(&mut self, i: usize) {
+        let slot = &mut self.slots[i];
+        if slot.version == self.settings.version {
+            return;
+        }
+        messages::query(&mut slot.out, &self.settings.replay_sql());
+        slot.pending.push_back(Pending::new(Kind::Query, true));
+        slot.prepared.remove(&b""[..]);
+        slot.version = self.settings.version;
+    }
+
+    /// Makes sure the slot's server holds `stmt` under `name`.
+    fn ensure(&mut self, idx: usize, name: &[u8], stmt: &Arc<Statement>) {
+        let slot = &mut self.slots[idx];
+        let before = slot.prepared.get(name).cloned();
+        match &before {
+            Some(s) if Arc::ptr_eq(s, stmt) => return,
+            Some(_) if !name.is_empty() => {
+                messages::close_statement(&mut slot.out, name);
+                slot.pending.push_back(Pending::new(Kind::Close, true));
+            }
+            _ => {}
+        }
+        let name = Bytes::copy_from_slice(name);
+        let mut p = Pending::new(Kind::Parse, true);
+        p.undo = Some(ParseUndo {
+            name: name.clone(),
+            registry_before: None,
+            slot_before: None,
+        });
+        slot.send(&stmt.parse, Some(p));
+        slot.prepared.insert(name, stmt.clone());
+    }
+
+    /// Forwards one extended-protocol message to the pinned slot.
+    fn extended(&mut self, idx: usize, f: &Frame, stmt: Option<Arc<Statement>>) -> Result<(), End> {
+        match f.tag {
+            b'P' => {
+                let stmt = match stmt {
+                    Some(s) => s,
+                    None => self.statement(f)?,
+                };
+                let name = Bytes::copy_from_slice(Parse::read(f)?.name);
+                let registry_before = self.statements.get(&name).cloned();
+                let slot = &mut self.slots[idx];
+                if !name.is_empty()
+                    && registry_before.is_none()
+                    && slot.prepared.contains_key(&name)
+                {
+                    // left over from before the client closed it
+                    messages::close_statement(&mut slot.out, &name);
+                    slot.pending.push_back(Pending::new(Kind::Close, true));
+                    slot.prepared.remove(&name);
+                }
+                let mut p = Pending::new(Kind::Parse, false);
+                p.undo = Some(ParseUndo {
+                    name: name.clone(),
+                    registry_before: Some(registry_before),
+                    slot_before: slot.prepared.get(&name).cloned(),
+                });
+                slot.send(f, Some(p));
+                slot.prepared.insert(name.clone(), stmt.clone());
+                self.statements.insert(name, stmt);
+            }
+            b'B' => {
+                let b = Bind::read(f)?;
+                let stmt = self.statements.get(b.statement).cloned();
+                if let Some(s) = &stmt {
+                    self.ensure(idx, b.statement, s);
+                }
+                let slot = &mut self.slots[idx];
+                match stmt {
+                    Some(s) => {
+                        slot.portals.insert(Bytes::copy_from_slice(b.portal), s);
+                    }
+                    None => {
+                        slot.portals.remove(b.portal);
+                    }
+                }
+                slot.send(f, Some(Pending::new(Kind::Bind, false)));
+            }
+            b'D' => {
+                let t = messages::Target::read(f)?;
+                if t.kind == b'S' {
+                    if let Some(s) = self.statements.get(t.name).cloned() {
+                        self.ensure(idx, t.name, &s);
+                    }
+                }
+                self.slots[idx].send(f, Some(Pending::new(Kind::Describe, false)));
+            }
+            b'E' => {
+                let portal = messages::Reader::new(f.body(), "Execute").cstr()?;
+                let slot = &mut self.slots[idx];
+                let mut p = Pending::new(Kind::Execute, false);
+                if let Some(s) = slot.portals.get(portal) {
+                    p.effects.clone_from(&s.class.session);
+                }
+                slot.send(f, Some(p));
+            }
+            b'C' => {
+                let t = messages::Target::read(f)?;
+                let slot = &mut self.slots[idx];
+                if t.kind == b'S' {
+                    self.statements.remove(t.name);
+                    slot.prepared.remove(t.name);
+                } else {
+                    slot.portals.remove(t.name);
+                }
+                slot.send(f, Some(Pending::new(Kind::Close, false)));
+            }
+            b'S' => {
+                self.slots[idx].send(f, Some(Pending::new(Kind::Sync, false)));
+                self.open_batch = false;
+            }
+            _ => self.slots[idx].send(f, None),
+        }
+        Ok(())
+    }
+
+    /// Handles every complete frame a server sent.
+    fn process_server(&mut self, idx: usize) -> Result<(), End> {
+        loop {
+            let split = frame::split(
+                &mut self.slots[idx].conn.rbuf,
+                crate::backend::conn::SERVER_MAX_MESSAGE,
+            );
+            let f = match split {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    self.server_lost(idx, &e.to_string());
+                    return Ok(());
+                }
+            };
+            if let Err(e) = self.server_frame(idx, f) {
+                self.server_lost(idx, &e.to_string());
+                return Ok(());
+            }
+        }
+        if self.pinned == Some(idx) && !self.open_batch && self.slots[idx].idle() {
+            self.pinned = None;
+        }
+        Ok(())
+    }
+
+    /// Relays or swallows one server frame and keeps the books.
+    fn server_frame(&mut self, idx: usize, f: Frame) -> Result<(), Malformed> {
+        let slot = &mut self.slots[idx];
+        let swallow = slot.pending.front().is_some_and(|p| p.swallow);
+        let front = slot.pending.front().map(|p| p.kind);
+        let mut forward = !swallow;
+        match f.tag {
+            b'Z' => {
+                let status = messages::ready_status(&f)?;
+                let mut ready = None;
+                let mut skipped = Vec::new();
+                while let Some(p) = slot.pending.pop_front() {
+                    if p.kind.ends_with_ready() {
+                        ready = Some(p);
+                        break;
+                    }
+                    skipped.push(p);
+                }
+                slot.status = status;
+                if status == b'I' {
+                    slot.portals.clear();
+                }
+                forward = ready.as_ref().is_some_and(|p| !p.swallow);
+                for p in skipped {
+                    self.undo(idx, p);
+                }
+                if let Some(p) = ready {
+                    if !p.errored && !p.effects.is_empty() {
+                        self.completed(idx, p.effects);
+                    }
+                }
+                let slot = &mut self.slots[idx];
+                if status == b'I' && !slot.txn_effects.is_empty() {
+                    let effects = std::mem::take(&mut slot.txn_effects);
+                    if slot.committed {
+                        self.completed(idx, effects);
+                    }
+                }
+                self.slots[idx].committed = false;
+            }
+            b'E' => {
+                if is_fatal(&f) {
+                    slot.fatal_seen = true;
+                }
+                match slot.pending.front_mut() {
+                    None => {
+                        // an error on an idle connection (shutdown, timeout): not the client's
+                        let (code, msg) = messages::error_fields(&f)?;
+                        tracing::warn!(server = %slot.server.addr, "{code}: {msg}");
+                        slot.fatal_seen = false;
+                        forward = false;
+                    }
+                    Some(p) if p.kind.ends_with_ready() => {
+                        p.errored = true;
+                    }
+                    Some(_) => {
+                        // the failed message and everything up to Sync is skipped
+                        forward = true;
+                        let mut dropped = Vec::new();
+                        while let Some(p) = slot.pending.front() {
+                            if p.kind.ends_with_ready() {
+                                break;
+                            }
+                            if let Some(p) = slot.pending.pop_front() {
+                                dropped.push(p);
+                            }
+                        }
+                        for p in dropped {
+                            self.undo(idx, p);
+                        }
+                    }
+                }
+            }
+            b'1' | b'2' | b'3' => {
+                slot.pending.pop_front();
+            }
+            b'T' | b'n' if front == Some(Kind::Describe) => {
+                slot.pending.pop_front();
+            }
+            b'C' => {
+                let tag = messages::command_tag(&f)?;
+                if tag.starts_with(b"COMMIT") {
+                    slot.committed = true;
+                } else if tag.starts_with(b"ROLLBACK") {
+                    slot.committed = false;
+                }
+                if front == Some(Kind::Execute) {
+                    if let Some(p) = slot.pending.pop_front() {
+                        if !p.effects.is_empty() {
+                            self.completed(idx, p.effects);
+                        }
+                    }
+                }
+            }
+            b'I' | b's' if front == Some(Kind::Execute) => {
+                slot.pending.pop_front();
+            }
+            _ => {}
+        }
+        if forward {
+            self.cout.extend_from_slice(&f.bytes);
+        }
+        Ok(())
+    }
+
+    /// Rolls back the optimistic registration of a Parse that did not happen.
+    fn undo(&mut self, idx: usize, p: Pending) {
+        let Some(u) = p.undo else { return };
+        if let Some(before) = u.registry_before {
+            match before {
+                Some(s) => self.statements.insert(u.name.clone(), s),
+                None => self.statements.remove(&u.name),
+            };
+        }
+        let slot = &mut self.slots[idx];
+        match u.slot_before {
+            Some(s) => slot.prepared.insert(u.name, s),
+            None => slot.prepared.remove(&u.name),
+        };
+    }
+
+    /// Records session effects of a statement that completed on a slot.
+    fn completed(&mut self, idx: usize, effects: Vec<SessionEffect>) {
+        if self.slots[idx].status != b'I' {
+            self.slots[idx].txn_effects.extend(effects);
+            return;
+        }
+        let before = self.settings.version;
+        let mut discarded = false;
+        for e in &effects {
+            self.settings.apply(e);
+            discarded |= matches!(e, SessionEffect::DiscardAll);
+        }
+        let slot = &mut self.slots[idx];
+        if discarded {
+            self.statements.clear();
+            slot.prepared.clear();
+            slot.version = u64::MAX;
+        } else if slot.version == before {
+            slot.version = self.settings.version;
+        }
+    }
+
+    /// Drops a slot whose server went away and tells the client if it was
+    /// waiting for that server.
+    fn server_lost(&mut self, idx: usize, why: &str) {
+        let mut slot = self.slots.remove(idx);
+        slot.conn.broken = true;
+        tracing::warn!(server = %slot.server.addr, "server connection lost: {why}");
+        match self.pinned {
+            Some(p) if p == idx => {
+                self.pinned = None;
+                if self.open_batch {
+                    self.skip_to_sync = true;
+                }
+                self.open_batch = false;
+            }
+            Some(p) if p > idx => self.pinned = Some(p - 1),
+            _ => {}
+        }
+        let waiting = slot.pending.iter().any(|p| !p.swallow)
+            || slot.pending.iter().any(|p| p.kind.ends_with_ready());
+        if waiting {
+            if !slot.fatal_seen {
+                messages::error_response(
+                    &mut self.cout,
+                    Severity::Error,
+                    "08006",
+                    &format!("server connection lost: {why}"),
+                );
+            }
+            let mut readies = 0;
+            for p in &slot.pending {
+                if p.kind.ends_with_ready() && !p.swallow {
+                    readies += 1;
+                }
+            }
+            for _ in 0..readies {
+                messages::ready_for_query(&mut self.cout, b'I');
+            }
+        } else if slot.status != b'I' {
+            self.txn_lost = true;
+        }
+    }
+
+    /// Returns every server connection: clean ones to the pool, others closed.
+    async fn release(&mut self) {
+        for mut slot in self.slots.drain(..) {
+            if !slot.pending.is_empty() {
+                cancel::send(&Running {
+                    addr: slot.server.addr.clone(),
+                    pid: slot.conn.pid,
+                    secret: slot.conn.secret,
+                })
+                .await;
+                slot.conn.broken = true;
+                continue;
+            }
+            let addr = slot.server.addr.to_string();
+            let conn = &mut *slot.conn;
+            let reset = async {
+                if slot.status != b'I' {
+                    conn.run_simple(&addr, "ROLLBACK").await?;
+                }
+                conn.run_simple(&addr, "DISCARD ALL").await
+            };
+            match tokio::time::timeout(Duration::from_secs(5), reset).await {
+                Ok(Ok(b'I')) => {}
+                _ => slot.conn.broken = true,
+            }
+        }
+    }
+}
+
+/// True for an ErrorResponse with severity FATAL or PANIC.
+fn is_fatal(f: &Frame) -> bool {
+    let b = f.body();
+    b.starts_with(b"SFATAL\0") || b.starts_with(b"SPANIC\0")
+}
+
+/// Waits until any slot's server sends bytes (or closes).
+fn read_any(
+    slots: &mut [Slot],
+) -> impl std::future::Future<Output = (usize, std::io::Result<usize>)> + '_ {
+    std::future::poll_fn(move |cx| {
+        for (i, s) in slots.iter_mut().enumerate() {
+            let conn = &mut *s.conn;
+            if let std::task::Poll::Ready(r) =
+                tokio_util::io::poll_read_buf(std::pin::Pin::new(&mut conn.rd), cx, &mut conn.rbuf)
+            {
+                return std::task::Poll::Ready((i, r));
+            }
+        }
+        std::task::Poll::Pending
+    })
+}

@@ -1,0 +1,407 @@
+//! Bounds-checked readers for the few messages routing looks into, and
+//! writers for the messages the proxy itself sends.
+//!
+//! Readers borrow from the frame; every field access is checked, so a length
+//! that lies yields [`Malformed`], never a panic or an out-of-bounds read.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::frame::Frame;
+
+/// A message whose contents do not match its declared layout.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed {what} message")]
+pub struct Malformed {
+    /// Which message or field was malformed.
+    pub what: &'static str,
+}
+
+/// A cursor over a message body.
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    /// Reads `buf`, naming `what` in errors.
+    pub fn new(buf: &'a [u8], what: &'static str) -> Self {
+        Self { buf, what }
+    }
+
+    fn err(&self) -> Malformed {
+        Malformed { what: self.what }
+    }
+
+    /// Takes `n` bytes.
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], Malformed> {
+        if self.buf.len() < n {
+            return Err(self.err());
+        }
+        let (head, tail) = self.buf.split_at(n);
+        self.buf = tail;
+        Ok(head)
+    }
+
+    /// Takes one byte.
+    pub fn u8(&mut self) -> Result<u8, Malformed> {
+        Ok(self.take(1)?[0])
+    }
+
+    /// Takes a big-endian `i16`.
+    pub fn i16(&mut self) -> Result<i16, Malformed> {
+        let b = self.take(2)?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    }
+
+    /// Takes a big-endian `i32`.
+    pub fn i32(&mut self) -> Result<i32, Malformed> {
+        let b = self.take(4)?;
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// Takes a NUL-terminated string, without the NUL.
+    pub fn cstr(&mut self) -> Result<&'a [u8], Malformed> {
+        let end = self
+            .buf
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or(Malformed { what: self.what })?;
+        let s = &self.buf[..end];
+        self.buf = &self.buf[end + 1..];
+        Ok(s)
+    }
+
+    /// Takes a NUL-terminated UTF-8 string.
+    pub fn str(&mut self) -> Result<&'a str, Malformed> {
+        let what = self.what;
+        std::str::from_utf8(self.cstr()?).map_err(|_| Malformed { what })
+    }
+
+    /// What is left unread.
+    pub fn rest(&self) -> &'a [u8] {
+        self.buf
+    }
+}
+
+/// The text of a simple `Query` message.
+pub fn query_text(f: &Frame) -> Result<&str, Malformed> {
+    Reader::new(f.body(), "Query").str()
+}
+
+/// A `Parse` message: statement name, query text, parameter type OIDs.
+#[derive(Debug, Clone)]
+pub struct Parse<'a> {
+    /// The prepared statement's name ("" is the unnamed statement).
+    pub name: &'a [u8],
+    /// The SQL text.
+    pub query: &'a str,
+}
+
+impl<'a> Parse<'a> {
+    /// Reads a `Parse` frame.
+    pub fn read(f: &'a Frame) -> Result<Self, Malformed> {
+        let mut r = Reader::new(f.body(), "Parse");
+        let name = r.cstr()?;
+        let query = r.str()?;
+        let n = r.i16()?;
+        if n < 0 {
+            return Err(r.err());
+        }
+        r.take(n as usize * 4)?;
+        Ok(Self { name, query })
+    }
+}
+
+/// The names in a `Bind` message (the parameters are passed on untouched).
+#[derive(Debug, Clone)]
+pub struct Bind<'a> {
+    /// The portal to create.
+    pub portal: &'a [u8],
+    /// The prepared statement it binds.
+    pub statement: &'a [u8],
+}
+
+impl<'a> Bind<'a> {
+    /// Reads a `Bind` frame, checking the whole layout.
+    pub fn read(f: &'a Frame) -> Result<Self, Malformed> {
+        let mut r = Reader::new(f.body(), "Bind");
+        let portal = r.cstr()?;
+        let statement = r.cstr()?;
+        let nfmt = r.i16()?;
+        if nfmt < 0 {
+            return Err(r.err());
+        }
+        r.take(nfmt as usize * 2)?;
+        let nparams = r.i16()?;
+        if nparams < 0 {
+            return Err(r.err());
+        }
+        for _ in 0..nparams {
+            let len = r.i32()?;
+            if len > 0 {
+                r.take(len as usize)?;
+            } else if len < -1 {
+                return Err(r.err());
+            }
+        }
+        let nres = r.i16()?;
+        if nres < 0 {
+            return Err(r.err());
+        }
+        r.take(nres as usize * 2)?;
+        Ok(Self { portal, statement })
+    }
+}
+
+/// The target of a `Describe` or `Close`: a statement (`S`) or portal (`P`).
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    /// `b'S'` or `b'P'`.
+    pub kind: u8,
+    /// The statement or portal name.
+    pub name: &'a [u8],
+}
+
+impl<'a> Target<'a> {
+    /// Reads a `Describe` or `Close` frame.
+    pub fn read(f: &'a Frame) -> Result<Self, Malformed> {
+        let mut r = Reader::new(f.body(), "Describe/Close");
+        let kind = r.u8()?;
+        if kind != b'S' && kind != b'P' {
+            return Err(r.err());
+        }
+        let name = r.cstr()?;
+        Ok(Self { kind, name })
+    }
+}
+
+/// Reads the transaction status byte of a `ReadyForQuery` frame.
+pub fn ready_status(f: &Frame) -> Result<u8, Malformed> {
+    Reader::new(f.body(), "ReadyForQuery").u8()
+}
+
+/// Reads the tag of a `CommandComplete` frame.
+pub fn command_tag(f: &Frame) -> Result<&[u8], Malformed> {
+    Reader::new(f.body(), "CommandComplete").cstr()
+}
+
+/// Reads a `ParameterStatus` frame.
+pub fn parameter_status(f: &Frame) -> Result<(&str, &str), Malformed> {
+    let mut r = Reader::new(f.body(), "ParameterStatus");
+    Ok((r.str()?, r.str()?))
+}
+
+/// Reads the SQLSTATE and message of an `ErrorResponse` or `NoticeResponse`.
+pub fn error_fields(f: &Frame) -> Result<(String, String), Malformed> {
+    let mut r = Reader::new(f.body(), "ErrorResponse");
+    let (mut code, mut msg) = (String::new(), String::new());
+    loop {
+        let field = r.u8()?;
+        if field == 0 {
+            break;
+        }
+        let v = String::from_utf8_lossy(r.cstr()?).into_owned();
+        match field {
+            b'C' => code = v,
+            b'M' => msg = v,
+            _ => {}
+        }
+    }
+    Ok((code, msg))
+}
+
+/// Starts a message: writes the tag and a length placeholder, returns the
+/// offset to patch with [`finish`].
+fn begin(buf: &mut BytesMut, tag: u8) -> usize {
+    buf.put_u8(tag);
+    let at = buf.len();
+    buf.put_i32(0);
+    at
+}
+
+/// Patches the length of a message begun at `at`.
+fn finish(buf: &mut BytesMut, at: usize) {
+    let len = (buf.len() - at) as i32;
+    buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+fn put_cstr(buf: &mut BytesMut, s: &[u8]) {
+    buf.put_slice(s);
+    buf.put_u8(0);
+}
+
+/// Severity of a proxy-made error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The statement failed; the session goes on.
+    Error,
+    /// The session ends.
+    Fatal,
+}
+
+/// Appends an `ErrorResponse`.
+pub fn error_response(buf: &mut BytesMut, severity: Severity, code: &str, message: &str) {
+    let at = begin(buf, b'E');
+    let sev: &[u8] = match severity {
+        Severity::Error => b"ERROR",
+        Severity::Fatal => b"FATAL",
+    };
+    buf.put_u8(b'S');
+    put_cstr(buf, sev);
+    buf.put_u8(b'V');
+    put_cstr(buf, sev);
+    buf.put_u8(b'C');
+    put_cstr(buf, code.as_bytes());
+    buf.put_u8(b'M');
+    put_cstr(buf, message.as_bytes());
+    buf.put_u8(0);
+    finish(buf, at);
+}
+
+/// Appends a `ReadyForQuery` with transaction status `status`.
+pub fn ready_for_query(buf: &mut BytesMut, status: u8) {
+    buf.put_slice(&[b'Z', 0, 0, 0, 5, status]);
+}
+
+/// Appends an `Authentication*` message with its code and payload.
+pub fn authentication(buf: &mut BytesMut, code: i32, payload: &[u8]) {
+    let at = begin(buf, b'R');
+    buf.put_i32(code);
+    buf.put_slice(payload);
+    finish(buf, at);
+}
+
+/// Appends a `ParameterStatus`.
+pub fn parameter_status_msg(buf: &mut BytesMut, name: &str, value: &str) {
+    let at = begin(buf, b'S');
+    put_cstr(buf, name.as_bytes());
+    put_cstr(buf, value.as_bytes());
+    finish(buf, at);
+}
+
+/// Appends a `BackendKeyData`.
+pub fn backend_key_data(buf: &mut BytesMut, pid: i32, secret: i32) {
+    let at = begin(buf, b'K');
+    buf.put_i32(pid);
+    buf.put_i32(secret);
+    finish(buf, at);
+}
+
+/// Appends a simple `Query`.
+pub fn query(buf: &mut BytesMut, sql: &str) {
+    let at = begin(buf, b'Q');
+    put_cstr(buf, sql.as_bytes());
+    finish(buf, at);
+}
+
+/// Appends a `Close` of a prepared statement.
+pub fn close_statement(buf: &mut BytesMut, name: &[u8]) {
+    let at = begin(buf, b'C');
+    buf.put_u8(b'S');
+    put_cstr(buf, name);
+    finish(buf, at);
+}
+
+/// Appends a `NegotiateProtocolVersion` naming the newest minor version we
+/// speak and the protocol options we do not know.
+pub fn negotiate_protocol_version(buf: &mut BytesMut, minor: i32, unknown: &[String]) {
+    let at = begin(buf, b'v');
+    buf.put_i32(minor);
+    buf.put_i32(unknown.len() as i32);
+    for o in unknown {
+        put_cstr(buf, o.as_bytes());
+    }
+    finish(buf, at);
+}
+
+/// Builds a startup message with protocol 3.0 and the given parameters.
+pub fn startup_message(params: &[(&str, &str)]) -> Bytes {
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    buf.put_i32(196_608);
+    for (k, v) in params {
+        put_cstr(&mut buf, k.as_bytes());
+        put_cstr(&mut buf, v.as_bytes());
+    }
+    buf.put_u8(0);
+    let len = buf.len() as i32;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    buf.freeze()
+}
+
+/// Builds a `CancelRequest` packet.
+pub fn cancel_request(pid: i32, secret: i32) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[..4].copy_from_slice(&16i32.to_be_bytes());
+    b[4..8].copy_from_slice(&80_877_102i32.to_be_bytes());
+    b[8..12].copy_from_slice(&pid.to_be_bytes());
+    b[12..].copy_from_slice(&secret.to_be_bytes());
+    b
+}
+
+/// Appends a message with tag `tag` and body `body` (password and SASL
+/// responses sent to backends).
+pub fn raw(buf: &mut BytesMut, tag: u8, body: &[u8]) {
+    let at = begin(buf, tag);
+    buf.put_slice(body);
+    finish(buf, at);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::frame::split;
+
+    fn frame(bytes: &[u8]) -> Frame {
+        split(&mut BytesMut::from(bytes), 1 << 20).unwrap().unwrap()
+    }
+
+    #[test]
+    fn reads_parse_and_bind() {
+        let mut b = BytesMut::new();
+        let at = begin(&mut b, b'P');
+        put_cstr(&mut b, b"s1");
+        put_cstr(&mut b, b"SELECT $1");
+        b.put_i16(1);
+        b.put_i32(23);
+        finish(&mut b, at);
+        let f = frame(&b);
+        let p = Parse::read(&f).unwrap();
+        assert_eq!(p.name, b"s1");
+        assert_eq!(p.query, "SELECT $1");
+
+        let mut b = BytesMut::new();
+        let at = begin(&mut b, b'B');
+        put_cstr(&mut b, b"");
+        put_cstr(&mut b, b"s1");
+        b.put_i16(0);
+        b.put_i16(1);
+        b.put_i32(2);
+        b.put_slice(b"42");
+        b.put_i16(0);
+        finish(&mut b, at);
+        let f = frame(&b);
+        let bind = Bind::read(&f).unwrap();
+        assert_eq!(bind.statement, b"s1");
+    }
+
+    #[test]
+    fn lying_bind_is_malformed_not_a_panic() {
+        // claims one parameter of 1000 bytes, has 2
+        let f = frame(b"B\0\0\0\x12\0s1\0\0\0\0\x01\0\0\x03\xe842");
+        assert!(Bind::read(&f).is_err());
+        let f = frame(b"P\0\0\0\x08ab\0x");
+        assert!(Parse::read(&f).is_err());
+    }
+
+    #[test]
+    fn writes_error_response() {
+        let mut b = BytesMut::new();
+        error_response(&mut b, Severity::Error, "0A000", "no");
+        let f = frame(&b);
+        assert_eq!(
+            error_fields(&f).unwrap(),
+            ("0A000".to_string(), "no".to_string())
+        );
+    }
+}
