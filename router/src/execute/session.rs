@@ -117,6 +117,11 @@ impl Session {
     /// Runs the session to its end, then returns the server connections.
     pub async fn run(mut self) {
         let end = self.serve().await;
+        if !self.cout.is_empty() {
+            // a last error for the client (protocol violation)
+            let _ = self.wr.write_all(&self.cout).await;
+            let _ = self.wr.shutdown().await;
+        }
         match &end {
             Err(End::ClientLeft) | Ok(()) => {}
             Err(e) => tracing::debug!("session ended: {e}"),
@@ -672,6 +677,10 @@ impl Session {
                     slot.committed = true;
                 } else if tag.starts_with(b"ROLLBACK") {
                     slot.committed = false;
+                    // `BEGIN; SET …; ROLLBACK` in one Query: nothing to keep
+                    if let Some(p) = slot.pending.front_mut().filter(|p| p.kind == Kind::Query) {
+                        p.errored = true;
+                    }
                 }
                 if front == Some(Kind::Execute) {
                     if let Some(p) = slot.pending.pop_front() {

@@ -66,7 +66,7 @@ pub struct Pending {
     pub kind: Kind,
     /// The proxy sent it: its answers are not for the client.
     pub swallow: bool,
-    /// An error arrived for it.
+    /// An error (or a ROLLBACK) arrived for it: its effects do not count.
     pub errored: bool,
     /// Session effects to record when it completes.
     pub effects: Vec<SessionEffect>,
