@@ -78,6 +78,15 @@ impl Verdict {
 /// otherwise. Session and transaction effects are collected even when the
 /// target is forced to the primary by a hint.
 pub fn classify(sql: &str, write_functions: &[String]) -> Classification {
+    if crate::fast_read::plain_select(sql, write_functions).is_some() {
+        return Classification {
+            target: Target::Replica,
+            parsed: true,
+            session: Vec::new(),
+            txn: None,
+            reason: "read",
+        };
+    }
     let hinted = has_primary_hint(sql);
     let statements = match parse(sql) {
         Ok(statements) => statements,
@@ -371,18 +380,19 @@ mod tests {
     }
 
     /// Hostile texts whose trees would be deep enough to overflow a small
-    /// stack when dropped are refused before they are parsed.
+    /// stack when dropped are refused before they are parsed. (Each starts
+    /// with a comment so it skips the lexical fast path, which never parses.)
     #[test]
     fn deep_texts_are_refused_without_overflow() {
         let run = || {
             let n = 100_000;
             let texts = [
-                format!("SELECT {}", vec!["1"; n].join(" + ")),
-                format!("SELECT 1 WHERE {}", vec!["a = 1"; n].join(" OR ")),
-                format!("SELECT 1{}", "::int".repeat(n)),
-                vec!["SELECT 1"; n].join(" UNION ALL "),
-                format!("SELECT {}1{}", "(".repeat(n), ")".repeat(n)),
-                format!("SELECT {}1", "NOT ".repeat(n)),
+                format!("/**/ SELECT {}", vec!["1"; n].join(" + ")),
+                format!("/**/ SELECT 1 WHERE {}", vec!["a = 1"; n].join(" OR ")),
+                format!("/**/ SELECT 1{}", "::int".repeat(n)),
+                format!("/**/ {}", vec!["SELECT 1"; n].join(" UNION ALL ")),
+                format!("/**/ SELECT {}1{}", "(".repeat(n), ")".repeat(n)),
+                format!("/**/ SELECT {}1", "NOT ".repeat(n)),
             ];
             texts
                 .iter()
@@ -404,7 +414,7 @@ mod tests {
             }
             _ => panic!("classifier thread failed"),
         }
-        let c = classify(&format!("SELECT {}", vec!["1"; 5000].join(" + ")), &[]);
+        let c = classify(&format!("/**/ SELECT {}", vec!["1"; 5000].join(" + ")), &[]);
         assert_eq!(c.reason, "too deeply nested");
     }
 

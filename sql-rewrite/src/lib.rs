@@ -10,6 +10,7 @@
 
 mod classify;
 mod depth_limit;
+mod fast_read;
 mod hint;
 mod query_writes;
 mod session;
