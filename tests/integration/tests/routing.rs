@@ -304,3 +304,66 @@ async fn a_client_vanishing_mid_transaction_leaves_no_lock() {
     }
     assert_eq!(idle, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lagging_replicas_are_skipped_and_listed_functions_go_to_the_primary() {
+    let cluster = Cluster::start(ClusterOptions::default()).expect("cluster");
+    let config = config_for(&cluster)
+        .replace("[routing]", "[routing]\nmax_replica_lag_ms = 300")
+        .replace(
+            "pool_size = 20",
+            "pool_size = 20\nwrite_functions = [\"public.bump\"]",
+        );
+    let proxy = Proxy::start(&config).expect("proxy");
+    let c = proxy.connect("shop", "shop").await.expect("connect");
+    c.batch_execute(
+        "CREATE TABLE counter (n int); INSERT INTO counter VALUES (0);
+         CREATE FUNCTION bump() RETURNS int LANGUAGE sql AS 'UPDATE counter SET n = n + 1 RETURNING n'",
+    )
+    .await
+    .expect("setup");
+    cluster.wait_replicated().await.expect("replicated");
+    assert_eq!(one(&c, "SELECT pg_is_in_recovery()").await, "t");
+    assert_eq!(
+        one(&c, "SELECT pg_is_in_recovery() FROM bump()").await,
+        "f",
+        "a function listed in write_functions runs on the primary"
+    );
+
+    // stop replay on the replica: it falls behind, and reads move to the primary
+    let replica = cluster.replicas[0]
+        .connect("postgres")
+        .await
+        .expect("replica");
+    replica
+        .batch_execute("SELECT pg_wal_replay_pause()")
+        .await
+        .expect("pause");
+    for _ in 0..5 {
+        c.batch_execute("INSERT INTO counter VALUES (1)")
+            .await
+            .expect("write");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for _ in 0..4 {
+        assert_eq!(
+            one(&c, "SELECT pg_is_in_recovery()").await,
+            "f",
+            "a replica lagging past max_replica_lag_ms is skipped"
+        );
+    }
+    replica
+        .batch_execute("SELECT pg_wal_replay_resume()")
+        .await
+        .expect("resume");
+    let mut back = false;
+    for _ in 0..50 {
+        if one(&c, "SELECT pg_is_in_recovery()").await == "t" {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(back, "the replica serves reads again once it caught up");
+}
