@@ -12,10 +12,45 @@ use super::conn::ServerConn;
 use super::pool::{Server, Servers};
 use crate::protocol::messages::{self, Reader};
 
-/// Replay lag in milliseconds: 0 when everything received is replayed.
-const LAG_SQL: &str = "SELECT CASE WHEN pg_last_wal_receive_lsn() IS NULL \
-     OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 \
-     ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) * 1000, 0) END::bigint";
+/// Received and replayed WAL positions, and the age of the last replayed
+/// commit in milliseconds, as one text value `received replayed age`.
+const LAG_SQL: &str = "SELECT concat_ws(' ', COALESCE(pg_last_wal_receive_lsn(), '0/0'), \
+     COALESCE(pg_last_wal_replay_lsn(), '0/0'), \
+     COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) * 1000, 0)::bigint)";
+
+/// Parses an LSN (`16/B374D848`) into a number.
+fn lsn(s: &str) -> Option<u64> {
+    let (hi, lo) = s.split_once('/')?;
+    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+}
+
+/// One health sample of a replica.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    received: u64,
+    replayed: u64,
+    age_ms: i64,
+}
+
+fn sample(text: &str) -> Option<Sample> {
+    let mut it = text.split(' ');
+    Some(Sample {
+        received: lsn(it.next()?)?,
+        replayed: lsn(it.next()?)?,
+        age_ms: it.next()?.parse().ok()?,
+    })
+}
+
+/// A replica lags when it has not even replayed what it had received at the
+/// previous check, and its last replayed commit is older than `max_ms`. (A
+/// quiet primary's replica is never "behind": the age of its last commit
+/// alone says nothing.)
+fn lagging(prev: Option<Sample>, now: Sample, max_ms: i64) -> bool {
+    match prev {
+        Some(p) => now.replayed < p.received && now.age_ms > max_ms,
+        None => false,
+    }
+}
 
 /// Runs one query returning a single value on a dedicated connection.
 async fn query_value(conn: &mut ServerConn, addr: &str, sql: &str) -> Option<String> {
@@ -47,18 +82,23 @@ async fn query_value(conn: &mut ServerConn, addr: &str, sql: &str) -> Option<Str
 async fn watch(server: Arc<Server>, max_lag_ms: i64, every: Duration) {
     let addr = server.addr.to_string();
     let mut conn: Option<ServerConn> = None;
+    let mut prev: Option<Sample> = None;
     loop {
         if conn.is_none() {
             conn = server.probe().await.ok();
         }
-        let lag = match conn.as_mut() {
+        let now = match conn.as_mut() {
             Some(c) => query_value(c, &addr, LAG_SQL).await,
             None => None,
         };
-        match lag.and_then(|l| l.parse::<i64>().ok()) {
-            Some(l) if l <= max_lag_ms => server.mark_up(),
-            Some(l) => {
-                tracing::warn!(server = %addr, lag_ms = l, "replica lags too far behind; skipping it");
+        match now.as_deref().and_then(sample) {
+            Some(s) if !lagging(prev, s, max_lag_ms) => {
+                prev = Some(s);
+                server.mark_up();
+            }
+            Some(s) => {
+                prev = Some(s);
+                tracing::warn!(server = %addr, lag_ms = s.age_ms, "replica lags too far behind; skipping it");
                 server.mark_down();
             }
             None => {
@@ -69,6 +109,38 @@ async fn watch(server: Arc<Server>, max_lag_ms: i64, every: Duration) {
             }
         }
         tokio::time::sleep(every).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_samples() {
+        let s = sample("1/10 0/FF 42").unwrap();
+        assert_eq!(
+            (s.received, s.replayed, s.age_ms),
+            ((1 << 32) | 16, 255, 42)
+        );
+        assert!(sample("x y z").is_none());
+    }
+
+    #[test]
+    fn lag_needs_replay_stuck_behind_what_was_received() {
+        let s = |received, replayed, age_ms| Sample {
+            received,
+            replayed,
+            age_ms,
+        };
+        // quiet primary: old last commit, but caught up
+        assert!(!lagging(Some(s(10, 10, 0)), s(12, 12, 60_000), 1000));
+        // a little unreplayed WAL right now, but it replayed what it had before
+        assert!(!lagging(Some(s(10, 10, 0)), s(12, 10, 60_000), 1000));
+        // stuck: still behind what it had received a check ago, and old
+        assert!(lagging(Some(s(12, 10, 0)), s(14, 10, 5_000), 1000));
+        assert!(!lagging(Some(s(12, 10, 0)), s(14, 10, 500), 1000));
+        assert!(!lagging(None, s(14, 10, 5_000), 1000));
     }
 }
 

@@ -1,8 +1,6 @@
 //! `shardgate demo`: a local primary with one streaming replica, the shop
 //! role and database, and the proxy in front, until Ctrl-C.
 
-use anyhow::Context as _;
-
 use super::cluster::LocalCluster;
 
 /// Starts everything, serves until Ctrl-C, then removes everything.
@@ -45,10 +43,7 @@ default_shard = "s0"
     );
     let config = shard_config::parse(&config_text, "demo.toml")
         .map_err(|e| anyhow::anyhow!("demo config: {e}"))?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let rt = super::serve::runtime()?;
     let (host, port) = listen.rsplit_once(':').unwrap_or((listen, "6432"));
     println!(
         "\nshardgate demo is up.\n  primary  127.0.0.1:{}\n  replica  127.0.0.1:{}\n  proxy    {listen}\n\nConnect with:\n  PGPASSWORD=shop psql -h {host} -p {port} -U shop shop\n\nTry:  SELECT pg_is_in_recovery();          -- true: a replica answered\n      BEGIN; SELECT pg_is_in_recovery();   -- false: transactions run on the primary\n      /* shardgate: primary */ SELECT pg_is_in_recovery();  -- false\n\nCtrl-C stops and removes everything.",

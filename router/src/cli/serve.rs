@@ -10,11 +10,22 @@ use crate::context::Context;
 /// Runs the proxy with the config at `path`.
 pub fn run(path: &str) -> anyhow::Result<()> {
     let config = super::load_config(path)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let rt = runtime()?;
     rt.block_on(serve(config, shutdown_signal()))
+}
+
+/// The tokio runtime: `SHARDGATE_WORKER_THREADS` threads (default: one
+/// per core).
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = std::env::var("SHARDGATE_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+    {
+        b.worker_threads(n);
+    }
+    b.enable_all().build().context("starting the runtime")
 }
 
 /// Serves until `stop` resolves.

@@ -76,6 +76,8 @@ pub struct Session {
     settings: Settings,
     rr: usize,
     cancel: Arc<cancel::Slot>,
+    /// The server pid the cancel slot points at.
+    cancel_pid: i32,
 }
 
 /// Whether a server in `role` may run work for `target`.
@@ -111,6 +113,7 @@ impl Session {
             settings: Settings::from_startup(startup),
             rr: rand::random::<usize>() % 1024,
             cancel,
+            cancel_pid: 0,
         }
     }
 
@@ -329,6 +332,10 @@ impl Session {
         self.pinned = Some(idx);
         self.open_batch = open_batch;
         let s = &self.slots[idx];
+        if self.cancel_pid == s.conn.pid {
+            return;
+        }
+        self.cancel_pid = s.conn.pid;
         self.cancel.set(Running {
             addr: s.server.addr.clone(),
             pid: s.conn.pid,
@@ -401,49 +408,53 @@ impl Session {
     /// Chooses a server for `target` and checks out a connection if the
     /// client holds none there; sends an error to the client on failure.
     async fn acquire(&mut self, target: Target) -> Option<usize> {
-        let shard = self.ctx.servers.default_shard();
-        let mut candidates: Vec<Arc<Server>> = Vec::with_capacity(shard.replicas.len() + 1);
-        if target == Target::Replica && !shard.replicas.is_empty() {
+        let ctx = self.ctx.clone();
+        let shard = ctx.servers.default_shard();
+        if target == Target::Replica {
             let n = shard.replicas.len();
             self.rr = self.rr.wrapping_add(1);
             for k in 0..n {
                 let r = &shard.replicas[(self.rr + k) % n];
                 if r.is_up() {
-                    candidates.push(r.clone());
+                    if let Ok(i) = self.use_server(r).await {
+                        return Some(i);
+                    }
                 }
             }
         }
-        candidates.push(shard.primary.clone());
-        let mut last_err = String::new();
-        for server in candidates {
-            if let Some(i) = self
-                .slots
-                .iter()
-                .position(|s| Arc::ptr_eq(&s.server, &server))
-            {
-                self.sync_slot(i);
-                return Some(i);
-            }
-            match server.checkout().await {
-                Ok(conn) => {
-                    self.slots.push(Slot::new(server, conn));
-                    let i = self.slots.len() - 1;
-                    self.sync_slot(i);
-                    return Some(i);
-                }
-                Err(e) => {
-                    tracing::warn!("{e}");
-                    last_err = e;
-                }
+        match self.use_server(&shard.primary).await {
+            Ok(i) => Some(i),
+            Err(e) => {
+                messages::error_response(
+                    &mut self.cout,
+                    Severity::Error,
+                    "08006",
+                    &format!("could not connect to a server: {e}"),
+                );
+                None
             }
         }
-        messages::error_response(
-            &mut self.cout,
-            Severity::Error,
-            "08006",
-            &format!("could not connect to a server: {last_err}"),
-        );
-        None
+    }
+
+    /// The client's slot on `server`, checked out now if it has none.
+    async fn use_server(&mut self, server: &Arc<Server>) -> Result<usize, String> {
+        let i = match self
+            .slots
+            .iter()
+            .position(|s| Arc::ptr_eq(&s.server, server))
+        {
+            Some(i) => i,
+            None => {
+                let conn = server
+                    .checkout()
+                    .await
+                    .inspect_err(|e| tracing::warn!("{e}"))?;
+                self.slots.push(Slot::new(server.clone(), conn));
+                self.slots.len() - 1
+            }
+        };
+        self.sync_slot(i);
+        Ok(i)
     }
 
     /// Replays the client's settings on a slot that is behind.
