@@ -112,6 +112,19 @@ async fn watch(server: Arc<Server>, max_lag_ms: i64, every: Duration) {
     }
 }
 
+/// Spawns one watcher per replica.
+pub fn spawn(servers: &Servers, max_lag_ms: u64) {
+    for shard in &servers.shards {
+        for r in &shard.replicas {
+            tokio::spawn(watch(
+                r.clone(),
+                max_lag_ms.min(i64::MAX as u64) as i64,
+                Duration::from_millis(1000),
+            ));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,18 +154,5 @@ mod tests {
         assert!(lagging(Some(s(12, 10, 0)), s(14, 10, 5_000), 1000));
         assert!(!lagging(Some(s(12, 10, 0)), s(14, 10, 500), 1000));
         assert!(!lagging(None, s(14, 10, 5_000), 1000));
-    }
-}
-
-/// Spawns one watcher per replica.
-pub fn spawn(servers: &Servers, max_lag_ms: u64) {
-    for shard in &servers.shards {
-        for r in &shard.replicas {
-            tokio::spawn(watch(
-                r.clone(),
-                max_lag_ms.min(i64::MAX as u64) as i64,
-                Duration::from_millis(1000),
-            ));
-        }
     }
 }
