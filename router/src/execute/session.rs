@@ -397,11 +397,13 @@ impl Session {
         };
         self.batch_waiting = false;
         self.pin(idx, true);
-        let batch = std::mem::take(&mut self.batch);
+        let mut batch = std::mem::take(&mut self.batch);
         self.batch_target = Target::Replica;
-        for (f, stmt) in batch {
+        for (f, stmt) in batch.drain(..) {
             self.extended(idx, &f, stmt)?;
         }
+        // keep the allocation for the next batch
+        self.batch = batch;
         Ok(())
     }
 
