@@ -367,3 +367,53 @@ async fn lagging_replicas_are_skipped_and_listed_functions_go_to_the_primary() {
     }
     assert!(back, "the replica serves reads again once it caught up");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_reads_and_writes_each_reach_a_server_that_can_run_them() {
+    let cluster = Cluster::start(ClusterOptions::default()).expect("cluster");
+    let proxy = Proxy::start(&config_for(&cluster)).expect("proxy");
+    let c = proxy.connect("shop", "shop").await.expect("connect");
+    c.batch_execute("CREATE TABLE p (i int)")
+        .await
+        .expect("ddl");
+    cluster.wait_replicated().await.expect("replicated");
+    // tokio-postgres sends these without waiting for answers: reads and
+    // writes interleave in one pipeline
+    for round in 0..3 {
+        let futs = (0..40i32).map(|i| {
+            let c = &c;
+            async move {
+                if i % 3 == 0 {
+                    c.execute("INSERT INTO p VALUES ($1)", &[&i])
+                        .await
+                        .map(|n| n as i32)
+                } else if i % 3 == 1 {
+                    c.query_one("SELECT $1::int + 1", &[&i])
+                        .await
+                        .map(|r| r.get::<_, i32>(0) - 1)
+                } else {
+                    c.simple_query(&format!("SELECT {i}")).await.map(|m| {
+                        m.iter()
+                            .find_map(|m| match m {
+                                SimpleQueryMessage::Row(r) => {
+                                    r.get(0).map(|v| v.parse().unwrap_or(-1))
+                                }
+                                _ => None,
+                            })
+                            .unwrap_or(-1)
+                    })
+                }
+            }
+        });
+        let results = futures::future::join_all(futs).await;
+        for (i, r) in results.into_iter().enumerate() {
+            let v = r.unwrap_or_else(|e| panic!("round {round} statement {i}: {e}"));
+            let want = if i % 3 == 0 { 1 } else { i as i32 };
+            assert_eq!(v, want, "round {round} statement {i}");
+        }
+    }
+    assert_eq!(
+        one(&c, "/* shardgate: primary */ SELECT count(*) FROM p").await,
+        (3 * 14).to_string()
+    );
+}
