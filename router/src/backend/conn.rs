@@ -200,13 +200,7 @@ impl ServerConn {
                             ))
                         }
                     }
-                    self.wr
-                        .write_all(&out)
-                        .await
-                        .map_err(|source| BackendError::Io {
-                            addr: addr.to_string(),
-                            source,
-                        })?;
+                    self.write(addr, &out).await?;
                 }
                 b'S' => {
                     let (k, v) = messages::parameter_status(&f)
@@ -239,6 +233,17 @@ impl ServerConn {
         }
     }
 
+    /// Writes all of `bytes` (used outside the data path: login, reset).
+    pub async fn write(&mut self, addr: &str, bytes: &[u8]) -> Result<(), BackendError> {
+        self.wr
+            .write_all(bytes)
+            .await
+            .map_err(|source| BackendError::Io {
+                addr: addr.to_string(),
+                source,
+            })
+    }
+
     /// Reads one whole frame (used outside the data path: login, reset).
     pub async fn read_frame(&mut self, addr: &str) -> Result<Frame, BackendError> {
         loop {
@@ -269,13 +274,7 @@ impl ServerConn {
     pub async fn run_simple(&mut self, addr: &str, sql: &str) -> Result<u8, BackendError> {
         let mut out = BytesMut::new();
         messages::query(&mut out, sql);
-        self.wr
-            .write_all(&out)
-            .await
-            .map_err(|source| BackendError::Io {
-                addr: addr.to_string(),
-                source,
-            })?;
+        self.write(addr, &out).await?;
         let mut failed = None;
         loop {
             let f = self.read_frame(addr).await?;

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
 
 use super::conn::ServerConn;
 use super::pool::{Server, Servers};
@@ -56,7 +55,7 @@ fn lagging(prev: Option<Sample>, now: Sample, max_ms: i64) -> bool {
 async fn query_value(conn: &mut ServerConn, addr: &str, sql: &str) -> Option<String> {
     let mut out = BytesMut::new();
     messages::query(&mut out, sql);
-    conn.wr.write_all(&out).await.ok()?;
+    conn.write(addr, &out).await.ok()?;
     let mut value = None;
     let mut failed = false;
     loop {

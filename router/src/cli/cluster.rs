@@ -146,38 +146,24 @@ impl LocalCluster {
         )?;
         cluster.start_server(0)?;
         let port = cluster.primary.port.to_string();
-        let mut psql = pg_command(&pg_bin("psql")?);
-        psql.args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-q",
-            "-c",
-        ])
-        .arg("CREATE ROLE shop LOGIN PASSWORD 'shop'");
-        run(psql, "create role")?;
-        let mut psql = pg_command(&pg_bin("psql")?);
-        psql.args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-q",
-            "-c",
-        ])
-        .arg("CREATE DATABASE shop OWNER shop");
-        run(psql, "create database")?;
+        for sql in [
+            "CREATE ROLE shop LOGIN PASSWORD 'shop'",
+            "CREATE DATABASE shop OWNER shop",
+        ] {
+            let mut psql = pg_command(&pg_bin("psql")?);
+            psql.args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+            ])
+            .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql]);
+            run(psql, sql)?;
+        }
         for i in 0..replicas {
             let r = LocalServer {
                 port: free_port()?,
