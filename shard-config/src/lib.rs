@@ -33,6 +33,7 @@ mod address;
 mod diagnostics;
 mod error;
 mod fields;
+pub mod hash;
 mod model;
 mod parse;
 mod raw;

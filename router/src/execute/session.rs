@@ -769,8 +769,8 @@ impl Session {
             Some(p) if p > idx => self.pinned = Some(p - 1),
             _ => {}
         }
-        let waiting = slot.pending.iter().any(|p| !p.swallow)
-            || slot.pending.iter().any(|p| p.kind.ends_with_ready());
+        // only the client's own messages deserve an answer
+        let waiting = slot.pending.iter().any(|p| !p.swallow);
         if waiting {
             if !slot.fatal_seen {
                 messages::error_response(
