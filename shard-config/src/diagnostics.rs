@@ -45,6 +45,20 @@ impl Diagnostics {
         });
     }
 
+    /// A sink for the same text that starts with no errors (to read values again quietly).
+    pub(crate) fn fresh(&self) -> Self {
+        Diagnostics {
+            file: self.file.clone(),
+            line_starts: self.line_starts.clone(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// How many problems have been recorded.
+    pub(crate) fn error_count(&self) -> usize {
+        self.errors.len()
+    }
+
     /// Whether any problem has been recorded.
     pub(crate) fn has_errors(&self) -> bool {
         !self.errors.is_empty()

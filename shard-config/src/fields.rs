@@ -53,6 +53,11 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// Line of the table's header (or first key).
+    pub(crate) fn line(&self) -> usize {
+        self.line
+    }
+
     /// Dotted path of the table, e.g. `proxy`.
     pub(crate) fn path(&self) -> &str {
         &self.path

@@ -38,6 +38,8 @@ mod model;
 mod parse;
 mod raw;
 mod scram;
+mod shard_map;
+mod tables;
 mod validate;
 
 pub use address::{Address, AddressError};
@@ -47,3 +49,5 @@ pub use model::{
     ShardConfig, TableConfig, UserConfig,
 };
 pub use parse::parse;
+pub use shard_map::{even_split, ShardMap, TableRule};
+pub use tables::{ALGORITHMS, DEFAULT_SLOTS, MAX_SLOTS, RESERVED_TABLE_KEYS};

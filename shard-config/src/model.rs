@@ -229,7 +229,11 @@ impl fmt::Display for ReadFrom {
     }
 }
 
-/// `[tables.NAME]`: how one table is sharded (parsed only; not validated yet).
+/// `[tables.NAME]`: how one table is sharded, as written.
+///
+/// [`crate::parse`] validates the `hash` algorithm (`slots`, `slot_ranges`), broadcast
+/// tables and co-location; `range`/`list`/`time` keys (see [`crate::RESERVED_TABLE_KEYS`])
+/// are kept unchecked in `extra`. [`crate::ShardMap`] is the resolved, runtime form.
 #[derive(Debug, Clone, PartialEq, Default, serde::Deserialize)]
 pub struct TableConfig {
     /// Column whose value picks the shard.

@@ -9,6 +9,7 @@ use crate::error::ConfigErrors;
 use crate::fields::{extra_entries, item_type, table_array, table_line, Located, Section};
 use crate::model::{Config, PoolMode, ReadFrom, TableConfig};
 use crate::raw::{RawAdmin, RawBackend, RawConfig, RawProxy, RawRouting, RawShard, RawUser};
+use crate::tables::check_tables;
 use crate::validate::validate;
 
 const TOP_KEYS: &[&str] = &[
@@ -35,6 +36,7 @@ const ROUTING_KEYS: &[&str] = &[
     "max_replica_lag_ms",
     "allow_scatter_writes",
 ];
+/// Keys read into the named fields of [`TableConfig`]; the rest go to `extra`.
 const TABLE_KEYS: &[&str] = &["sharding_key", "algorithm", "colocate_with", "broadcast"];
 
 /// Parses and validates a config file's text; `file` names it in error messages.
@@ -274,6 +276,7 @@ fn read_routing(s: &Section<'_>, d: &mut Diagnostics) -> RawRouting {
 /// `[tables.NAME]`: known keys are type-checked, all others kept in `extra`.
 fn read_tables(tables: &Section<'_>, raw: &mut RawConfig, d: &mut Diagnostics) {
     let names: Vec<&str> = tables.entries().map(|(name, _)| name).collect();
+    let mut sections = Vec::new();
     for name in names {
         let Some(s) = section(tables, name, d) else {
             continue;
@@ -286,7 +289,14 @@ fn read_tables(tables: &Section<'_>, raw: &mut RawConfig, d: &mut Diagnostics) {
             extra: extra_entries(&s, TABLE_KEYS),
         };
         raw.tables.insert(name.to_string(), table);
+        sections.push((name.to_string(), s));
     }
+    let shards: Vec<String> = raw
+        .shards
+        .iter()
+        .filter_map(|s| s.name.as_ref().map(|n| n.value.clone()))
+        .collect();
+    check_tables(&sections, &shards, d);
 }
 
 fn value<T>(v: Option<Located<T>>) -> Option<T> {

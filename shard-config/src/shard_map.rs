@@ -1,0 +1,318 @@
+//! The runtime shard map: which shard owns each key of each sharded table.
+//!
+//! Built from a validated [`Config`] with [`ShardMap::new`] or [`Config::shard_map`].
+//! Only the `hash` algorithm has a map so far; `range`, `list` and `time` tables
+//! come out as [`TableRule::Other`].
+//!
+//! ```
+//! use shard_config::hash::{slot, KeyValue};
+//! use shard_config::TableRule;
+//!
+//! let text = r#"
+//! [[users]]
+//! name = "shop"
+//! password = "shop"
+//! [backend]
+//! user = "shop"
+//! database = "shop"
+//! [[shards]]
+//! name = "s0"
+//! primary = "127.0.0.1:5432"
+//! [[shards]]
+//! name = "s1"
+//! primary = "127.0.0.1:5433"
+//! [tables.users]
+//! sharding_key = "id"
+//! "#;
+//! let config = shard_config::parse(text, "gate.toml").unwrap();
+//! let map = config.shard_map();
+//! // Even split: s0 owns slots 0..=511, s1 owns 512..=1023.
+//! assert!(matches!(map.table("users"), Some(TableRule::Hash { slots: 1024, .. })));
+//! let key = KeyValue::Int(42);
+//! assert_eq!(slot(&key, 1024), 610);
+//! assert_eq!(map.shard_for_key("users", &key), Some(1));
+//! assert_eq!(map.table("unsharded"), None);
+//! ```
+
+use std::collections::BTreeMap;
+
+use crate::hash::{slot, KeyValue};
+use crate::model::{Config, TableConfig};
+use crate::tables::{DEFAULT_SLOTS, MAX_SLOTS};
+
+/// How one table is placed on the shards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableRule {
+    /// `algorithm = "hash"`, or a table co-located (directly or through a chain) with one:
+    /// a co-located table adopts the slot map of the table at the end of its chain.
+    Hash {
+        /// The table's own sharding-key column.
+        key: String,
+        /// The modulus of PostgreSQL's hash partitioning (`slots`).
+        slots: u64,
+        /// `owner[slot]` is the index into [`Config::shards`] of the shard owning `slot`.
+        owner: Vec<u16>,
+        /// The table whose slot map this is: the table itself, or the end of its
+        /// `colocate_with` chain. Tables with the same group keep equal keys on one shard.
+        group: String,
+    },
+    /// `broadcast = true`: a full copy on every shard.
+    Broadcast,
+    /// `range`, `list` or `time` (no map yet).
+    Other {
+        /// The algorithm as written (or adopted through co-location).
+        algorithm: String,
+        /// The table's own sharding-key column.
+        key: String,
+    },
+}
+
+impl TableRule {
+    /// The shard index owning `slot` (`None` unless a hash rule and `slot < slots`).
+    pub fn shard_for_slot(&self, slot: u64) -> Option<usize> {
+        match self {
+            TableRule::Hash { owner, .. } => usize::try_from(slot)
+                .ok()
+                .and_then(|s| owner.get(s))
+                .map(|&i| usize::from(i)),
+            _ => None,
+        }
+    }
+
+    /// The slot of `key` (`None` unless a hash rule).
+    pub fn slot_for_key(&self, key: &KeyValue) -> Option<u64> {
+        match self {
+            TableRule::Hash { slots, .. } => Some(slot(key, *slots)),
+            _ => None,
+        }
+    }
+
+    /// The shard index owning `key` (`None` unless a hash rule).
+    pub fn shard_for_key(&self, key: &KeyValue) -> Option<usize> {
+        self.shard_for_slot(self.slot_for_key(key)?)
+    }
+
+    /// The sharding-key column, if the table has one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            TableRule::Hash { key, .. } | TableRule::Other { key, .. } => Some(key),
+            TableRule::Broadcast => None,
+        }
+    }
+
+    /// A hash rule's slot ranges, `(shard index, first slot, last slot)` in slot order.
+    pub fn slot_ranges(&self) -> Vec<(usize, u64, u64)> {
+        let TableRule::Hash { owner, .. } = self else {
+            return Vec::new();
+        };
+        let mut out: Vec<(usize, u64, u64)> = Vec::new();
+        for (slot, &shard) in (0u64..).zip(owner) {
+            match out.last_mut() {
+                Some(last) if last.0 == usize::from(shard) && last.2 + 1 == slot => last.2 = slot,
+                _ => out.push((usize::from(shard), slot, slot)),
+            }
+        }
+        out
+    }
+}
+
+/// Every sharded table's rule. Tables not in it are unsharded (on the default shard).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ShardMap {
+    tables: BTreeMap<String, TableRule>,
+}
+
+impl Config {
+    /// The runtime shard map of this config (see [`ShardMap::new`]).
+    pub fn shard_map(&self) -> ShardMap {
+        ShardMap::new(self)
+    }
+}
+
+impl ShardMap {
+    /// Builds the map of a config validated by [`crate::parse`].
+    ///
+    /// Never panics: on a hand-built, invalid config, a table whose placement
+    /// cannot be resolved (a co-location cycle or unknown target, or a broadcast
+    /// target) is left out, that is unsharded, and malformed `slots`/`slot_ranges`
+    /// fall back to the default and the even split.
+    pub fn new(config: &Config) -> ShardMap {
+        let shards: Vec<&str> = config.shards.iter().map(|s| s.name.as_str()).collect();
+        let mut tables = BTreeMap::new();
+        for (name, table) in &config.tables {
+            if let Some(rule) = resolve(name, table, &config.tables, &shards) {
+                tables.insert(name.clone(), rule);
+            }
+        }
+        ShardMap { tables }
+    }
+
+    /// The rule of table `name`; `None` for an unsharded table.
+    pub fn table(&self, name: &str) -> Option<&TableRule> {
+        self.tables.get(name)
+    }
+
+    /// Every sharded or broadcast table with its rule, by name.
+    pub fn tables(&self) -> impl Iterator<Item = (&str, &TableRule)> {
+        self.tables.iter().map(|(n, r)| (n.as_str(), r))
+    }
+
+    /// The index into [`Config::shards`] of the shard owning `slot` of hash table `table`.
+    pub fn shard_for_slot(&self, table: &str, slot: u64) -> Option<usize> {
+        self.table(table)?.shard_for_slot(slot)
+    }
+
+    /// The index into [`Config::shards`] of the shard owning `key` of hash table `table`:
+    /// the owner of [`crate::hash::slot`]`(key, slots)`. `None` for a table that is
+    /// unsharded, broadcast or not (yet) mapped.
+    pub fn shard_for_key(&self, table: &str, key: &KeyValue) -> Option<usize> {
+        self.table(table)?.shard_for_key(key)
+    }
+}
+
+/// The even split of `slots` over `shards` shards in order: shard `i` gets one
+/// contiguous range, and the first `slots % shards` shards one slot more.
+pub fn even_split(slots: u64, shards: usize) -> Vec<u16> {
+    let shards = u64::try_from(shards.max(1)).unwrap_or(u64::MAX);
+    let base = slots / shards;
+    let extra = slots % shards;
+    let mut owner = Vec::with_capacity(usize::try_from(slots).unwrap_or(0));
+    for i in 0..shards {
+        let n = base + u64::from(i < extra);
+        let index = u16::try_from(i).unwrap_or(u16::MAX);
+        owner.extend(std::iter::repeat_n(index, usize::try_from(n).unwrap_or(0)));
+    }
+    owner
+}
+
+fn resolve(
+    name: &str,
+    table: &TableConfig,
+    all: &BTreeMap<String, TableConfig>,
+    shards: &[&str],
+) -> Option<TableRule> {
+    if table.broadcast {
+        return Some(TableRule::Broadcast);
+    }
+    let key = table.sharding_key.clone()?;
+    // Follow colocate_with to the root, giving up on cycles and unknown tables.
+    let mut root_name = name;
+    let mut root = table;
+    let mut steps = 0;
+    while let Some(next) = &root.colocate_with {
+        steps += 1;
+        if steps > all.len() {
+            return None;
+        }
+        root_name = next.as_str();
+        root = all.get(next)?;
+    }
+    if root.broadcast {
+        return None;
+    }
+    let algorithm = root.algorithm.as_deref().unwrap_or("hash");
+    if algorithm != "hash" {
+        return Some(TableRule::Other {
+            algorithm: algorithm.to_string(),
+            key,
+        });
+    }
+    let slots = root
+        .extra
+        .get("slots")
+        .and_then(toml::Value::as_integer)
+        .and_then(|n| u64::try_from(n).ok())
+        .filter(|n| (1..=MAX_SLOTS).contains(n))
+        .unwrap_or(DEFAULT_SLOTS);
+    let owner = root
+        .extra
+        .get("slot_ranges")
+        .and_then(|r| listed_ranges(r, slots, shards))
+        .unwrap_or_else(|| even_split(slots, shards.len()));
+    Some(TableRule::Hash {
+        key,
+        slots,
+        owner,
+        group: root_name.to_string(),
+    })
+}
+
+/// The owner table of `slot_ranges`, or `None` when they are malformed or incomplete.
+fn listed_ranges(ranges: &toml::Value, slots: u64, shards: &[&str]) -> Option<Vec<u16>> {
+    let n = usize::try_from(slots).ok()?;
+    let mut owner: Vec<Option<u16>> = vec![None; n];
+    for r in ranges.as_array()? {
+        let r = r.as_table()?;
+        let shard = r.get("shard")?.as_str()?;
+        let index = u16::try_from(shards.iter().position(|s| *s == shard)?).ok()?;
+        let from = usize::try_from(r.get("from")?.as_integer()?).ok()?;
+        let to = usize::try_from(r.get("to")?.as_integer()?).ok()?;
+        for o in owner.get_mut(from..=to)? {
+            if o.replace(index).is_some() {
+                return None;
+            }
+        }
+    }
+    owner.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn even_split_1024_over_2() {
+        let owner = even_split(1024, 2);
+        assert_eq!(owner.len(), 1024);
+        assert!(owner[..512].iter().all(|&s| s == 0));
+        assert!(owner[512..].iter().all(|&s| s == 1));
+        let rule = TableRule::Hash {
+            key: "id".into(),
+            slots: 1024,
+            owner,
+            group: "t".into(),
+        };
+        assert_eq!(rule.slot_ranges(), vec![(0, 0, 511), (1, 512, 1023)]);
+    }
+
+    #[test]
+    fn even_split_1024_over_3_gives_the_remainder_to_the_first() {
+        let rule = TableRule::Hash {
+            key: "id".into(),
+            slots: 1024,
+            owner: even_split(1024, 3),
+            group: "t".into(),
+        };
+        // 1024 = 3 * 341 + 1: s0 gets 342 slots, s1 and s2 get 341.
+        assert_eq!(
+            rule.slot_ranges(),
+            vec![(0, 0, 341), (1, 342, 682), (2, 683, 1023)]
+        );
+        assert_eq!(rule.shard_for_slot(341), Some(0));
+        assert_eq!(rule.shard_for_slot(342), Some(1));
+        assert_eq!(rule.shard_for_slot(682), Some(1));
+        assert_eq!(rule.shard_for_slot(683), Some(2));
+        assert_eq!(rule.shard_for_slot(1024), None);
+    }
+
+    #[test]
+    fn even_split_edge_cases() {
+        assert_eq!(even_split(5, 3), vec![0, 0, 1, 1, 2]);
+        assert_eq!(even_split(1, 2), vec![0]);
+        assert_eq!(even_split(3, 1), vec![0, 0, 0]);
+        assert_eq!(even_split(2, 0), vec![0, 0]);
+    }
+
+    #[test]
+    fn non_hash_rules_have_no_shard() {
+        let other = TableRule::Other {
+            algorithm: "range".into(),
+            key: "id".into(),
+        };
+        assert_eq!(other.shard_for_key(&KeyValue::Int(1)), None);
+        assert_eq!(other.key(), Some("id"));
+        assert_eq!(TableRule::Broadcast.shard_for_slot(0), None);
+        assert_eq!(TableRule::Broadcast.key(), None);
+        assert!(TableRule::Broadcast.slot_ranges().is_empty());
+    }
+}

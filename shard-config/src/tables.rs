@@ -1,0 +1,386 @@
+//! `[tables.NAME]`: reading and validating per-table sharding with lines.
+//!
+//! Checks the `hash` algorithm's `slots` and `slot_ranges`, broadcast tables and
+//! co-location (chains resolved, cycles rejected). The keys of the `range`, `list` and
+//! `time` algorithms are reserved ([`RESERVED_TABLE_KEYS`]) and accepted unchecked.
+
+use std::collections::BTreeMap;
+
+use crate::diagnostics::Diagnostics;
+use crate::fields::{item_type, table_array, Located, Section};
+
+/// Keys of `[tables.NAME]` that shardgate reads today.
+pub(crate) const TABLE_KEYS: &[&str] = &[
+    "sharding_key",
+    "algorithm",
+    "colocate_with",
+    "broadcast",
+    "slots",
+    "slot_ranges",
+];
+
+/// Keys of `[tables.NAME]` kept for the `range`, `list` and `time` algorithms and for
+/// generated keys (later work): accepted silently, kept in [`crate::TableConfig::extra`].
+pub const RESERVED_TABLE_KEYS: &[&str] = &[
+    "ranges",
+    "values",
+    "interval",
+    "start",
+    "table_per_interval",
+    "generated",
+    "generated_column",
+    "node_id",
+    "key_type",
+    "shards",
+    "weights",
+    "time_zone",
+];
+
+/// The sharding algorithms a table may name.
+pub const ALGORITHMS: &[&str] = &["hash", "range", "list", "time"];
+
+/// Default `slots` of a `hash` table.
+pub const DEFAULT_SLOTS: u64 = 1024;
+/// Largest `slots` of a `hash` table.
+pub const MAX_SLOTS: u64 = 65536;
+
+/// What validation learnt about one table, for the cross-table checks.
+struct Info {
+    /// Line of the table's header.
+    line: usize,
+    broadcast: bool,
+    algorithm: Option<Located<String>>,
+    colocate: Option<Located<String>>,
+}
+
+/// Validates every `[tables.NAME]` section; `shards` are the shard names in file order.
+pub(crate) fn check_tables(
+    tables: &[(String, Section<'_>)],
+    shards: &[String],
+    d: &mut Diagnostics,
+) {
+    let mut infos: BTreeMap<&str, Info> = BTreeMap::new();
+    for (name, s) in tables {
+        if let Some(info) = check_table(name, s, shards, d) {
+            infos.insert(name, info);
+        }
+    }
+    check_colocation(&infos, d);
+}
+
+fn check_table(
+    name: &str,
+    s: &Section<'_>,
+    shards: &[String],
+    d: &mut Diagnostics,
+) -> Option<Info> {
+    let allowed: Vec<&str> = TABLE_KEYS
+        .iter()
+        .chain(RESERVED_TABLE_KEYS)
+        .copied()
+        .collect();
+    s.check_keys(&allowed, d);
+    // Type errors were reported while reading; re-reading them here would repeat them.
+    let mut quiet = d.fresh();
+    let key = s.string("sharding_key", &mut quiet);
+    let algorithm = s.string("algorithm", &mut quiet);
+    let colocate = s.string("colocate_with", &mut quiet);
+    let broadcast = s.boolean("broadcast", &mut quiet);
+    let bad = quiet.has_errors();
+    let line = s.line();
+    let broadcast_on = broadcast.as_ref().is_some_and(|b| b.value);
+    // `[tables.X]` with nothing in it (or only `broadcast = false`) declares an unsharded table.
+    let empty = s.entries().all(|(k, _)| k == "broadcast") && !broadcast_on;
+
+    if let Some(a) = &algorithm {
+        if !ALGORITHMS.contains(&a.value.as_str()) {
+            d.error(
+                a.line,
+                format!(
+                    "tables.{name}.algorithm: unknown algorithm {:?}; expected one of: {}",
+                    a.value,
+                    ALGORITHMS.join(", ")
+                ),
+            );
+        }
+    }
+    if let Some(k) = &key {
+        if k.value.is_empty() {
+            d.error(
+                k.line,
+                format!("tables.{name}.sharding_key must not be empty"),
+            );
+        }
+    }
+    if broadcast_on {
+        for k in [
+            "sharding_key",
+            "algorithm",
+            "colocate_with",
+            "slots",
+            "slot_ranges",
+        ] {
+            if s.has(k) {
+                d.error(
+                    s.key_line(k, d),
+                    format!(
+                        "table {name} is broadcast (a full copy on every shard): it takes no {k}"
+                    ),
+                );
+            }
+        }
+        return Some(Info {
+            line,
+            broadcast: true,
+            algorithm: None,
+            colocate: None,
+        });
+    }
+    if empty {
+        return None;
+    }
+    if bad {
+        // Its own checks would only repeat the type error; others may still follow it.
+        return Some(Info {
+            line,
+            broadcast: false,
+            algorithm,
+            colocate,
+        });
+    }
+    if !s.has("sharding_key") {
+        d.error(
+            line,
+            format!("table {name}: missing key \"sharding_key\" (every table that is not broadcast needs one)"),
+        );
+    }
+    if colocate.is_some() {
+        for k in ["slots", "slot_ranges"] {
+            if s.has(k) {
+                d.error(
+                    s.key_line(k, d),
+                    format!(
+                        "table {name} is co-located and adopts the slot map of the table it follows: it takes no {k}"
+                    ),
+                );
+            }
+        }
+    } else {
+        let hash = algorithm.as_ref().is_none_or(|a| a.value == "hash");
+        if hash {
+            check_slots(name, s, shards, d);
+        } else if s.has("slot_ranges") {
+            d.error(
+                s.key_line("slot_ranges", d),
+                format!("tables.{name}.slot_ranges applies only to algorithm \"hash\""),
+            );
+        }
+    }
+    Some(Info {
+        line,
+        broadcast: false,
+        algorithm,
+        colocate,
+    })
+}
+
+/// `slots` and `slot_ranges` of a `hash` table.
+fn check_slots(name: &str, s: &Section<'_>, shards: &[String], d: &mut Diagnostics) {
+    let slots = match s.unsigned::<u64>("slots", d) {
+        Some(n) if (1..=MAX_SLOTS).contains(&n.value) => n.value,
+        Some(n) => {
+            d.error(
+                n.line,
+                format!(
+                    "tables.{name}.slots must be between 1 and {MAX_SLOTS} (got {})",
+                    n.value
+                ),
+            );
+            return;
+        }
+        None if s.has("slots") => return,
+        None => DEFAULT_SLOTS,
+    };
+    let Some((_, item)) = s.entries().find(|(k, _)| *k == "slot_ranges") else {
+        return;
+    };
+    let path = format!("tables.{name}.slot_ranges");
+    let key_line = s.key_line("slot_ranges", d);
+    let Some(elements) = table_array(item, &path, key_line, d) else {
+        d.error(
+            key_line,
+            format!(
+                "{path}: expected an array of tables ([[{path}]]), found {}",
+                item_type(item)
+            ),
+        );
+        return;
+    };
+    let first_line = elements.first().map_or(key_line, |(_, l)| *l);
+    if elements.is_empty() {
+        d.error(key_line, format!("{path} must not be empty"));
+        return;
+    }
+    // (from, to, shard name, line), valid ranges only.
+    let mut ranges: Vec<(u64, u64, String, usize)> = Vec::new();
+    let mut all_ok = true;
+    for (table, line) in elements {
+        let e = Section::new(table, path.clone(), format!("[[{path}]]"), line);
+        let before = d_errors(d);
+        e.check_keys(&["shard", "from", "to"], d);
+        let shard = e.string("shard", d);
+        let from = e.unsigned::<u64>("from", d);
+        let to = e.unsigned::<u64>("to", d);
+        let shard = e.require(shard, "shard", &path, d);
+        let from = e.require(from, "from", &path, d);
+        let to = e.require(to, "to", &path, d);
+        if let Some(sh) = &shard {
+            if !shards.contains(&sh.value) {
+                d.error(
+                    sh.line,
+                    format!(
+                        "unknown shard {:?} in {path}; known shards: {}",
+                        sh.value,
+                        shards.join(", ")
+                    ),
+                );
+            }
+        }
+        if let (Some(f), Some(t)) = (&from, &to) {
+            if f.value > t.value {
+                d.error(
+                    f.line,
+                    format!("{path}: from {} is after to {}", f.value, t.value),
+                );
+            }
+        }
+        for v in [&from, &to].into_iter().flatten() {
+            if v.value >= slots {
+                d.error(
+                    v.line,
+                    format!(
+                        "{path}: slot {} is out of range (table {name} has slots 0..{})",
+                        v.value,
+                        slots - 1
+                    ),
+                );
+            }
+        }
+        match (shard, from, to) {
+            (Some(sh), Some(f), Some(t)) if d_errors(d) == before => {
+                ranges.push((f.value, t.value, sh.value, line));
+            }
+            _ => all_ok = false,
+        }
+    }
+    let mut sorted = ranges.clone();
+    sorted.sort_by_key(|r| (r.0, r.3));
+    for pair in sorted.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        if b.0 <= a.1 {
+            // Report at whichever of the two comes later in the file.
+            let (early, late) = if a.3 <= b.3 { (a, b) } else { (b, a) };
+            d.error(
+                late.3,
+                format!(
+                    "{path}: slots {}..{} (shard {}) overlap slots {}..{} (shard {}, line {})",
+                    late.0, late.1, late.2, early.0, early.1, early.2, early.3
+                ),
+            );
+        }
+    }
+    if !all_ok {
+        return;
+    }
+    let mut next = 0u64;
+    let mut gaps = Vec::new();
+    for r in &sorted {
+        if r.0 > next {
+            gaps.push((next, r.0 - 1));
+        }
+        next = next.max(r.1 + 1);
+    }
+    if next < slots {
+        gaps.push((next, slots - 1));
+    }
+    for (a, b) in gaps {
+        let what = if a == b {
+            format!("slot {a} of table {name} belongs to no shard")
+        } else {
+            format!("slots {a}..{b} of table {name} belong to no shard")
+        };
+        d.error(first_line, what);
+    }
+}
+
+fn d_errors(d: &Diagnostics) -> usize {
+    d.error_count()
+}
+
+/// `colocate_with`: the target exists, is not broadcast, the chain ends, the algorithms agree.
+fn check_colocation(infos: &BTreeMap<&str, Info>, d: &mut Diagnostics) {
+    for (name, info) in infos {
+        let Some(target) = &info.colocate else {
+            continue;
+        };
+        let Some(t) = infos.get(target.value.as_str()) else {
+            d.error(
+                target.line,
+                format!(
+                    "tables.{name}.colocate_with: unknown table {:?} (no [tables.{}] section that shards it)",
+                    target.value, target.value
+                ),
+            );
+            continue;
+        };
+        if t.broadcast {
+            d.error(
+                target.line,
+                format!(
+                    "table {name} cannot be co-located with {}: it is a broadcast table (line {})",
+                    target.value, t.line
+                ),
+            );
+            continue;
+        }
+        // Follow the chain to its root.
+        let mut chain: Vec<&str> = vec![name];
+        let mut current = target.value.as_str();
+        let root = loop {
+            if chain.contains(&current) {
+                chain.push(current);
+                d.error(
+                    target.line,
+                    format!("co-location cycle: {}", chain.join(" -> ")),
+                );
+                break None;
+            }
+            chain.push(current);
+            let Some(c) = infos.get(current) else {
+                break None; // an unknown table, reported for the table naming it
+            };
+            match &c.colocate {
+                Some(next) => current = next.value.as_str(),
+                None => break Some((current, c)),
+            }
+        };
+        let Some((root_name, root)) = root else {
+            continue;
+        };
+        if root.broadcast {
+            continue; // reported for the table that names the broadcast table
+        }
+        let root_algorithm = root.algorithm.as_ref().map_or("hash", |a| a.value.as_str());
+        if let Some(a) = &info.algorithm {
+            if a.value != root_algorithm && ALGORITHMS.contains(&a.value.as_str()) {
+                d.error(
+                    a.line,
+                    format!(
+                        "table {name} uses algorithm {:?} but is co-located with {root_name}, which uses {root_algorithm:?}: a co-located table adopts its placement",
+                        a.value
+                    ),
+                );
+            }
+        }
+    }
+}
