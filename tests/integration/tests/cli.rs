@@ -175,3 +175,21 @@ fn sigint(pid: u32) {
         .args(["-INT", &pid.to_string()])
         .status();
 }
+
+#[test]
+fn serve_refuses_sharded_tables_until_key_routing_exists() {
+    let dir = std::env::temp_dir().join(format!("sg-sharded-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("sharded.toml");
+    std::fs::write(
+        &cfg,
+        "[[users]]\nname = \"shop\"\npassword = \"shop\"\n\n[backend]\nuser = \"shop\"\ndatabase = \"shop\"\n\n[[shards]]\nname = \"s0\"\nprimary = \"127.0.0.1:5999\"\n\n[tables.users]\nsharding_key = \"id\"\n",
+    )
+    .unwrap();
+    let bin = shardgate_bin().expect("binary");
+    let out = run_cmd(&bin, &["serve", "--config", cfg.to_str().unwrap()], &[]).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tables users are sharded"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
