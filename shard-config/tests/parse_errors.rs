@@ -2,18 +2,8 @@
 
 use shard_config::parse;
 
-const MINIMAL: &str = r#"[[users]]
-name = "shop"
-password = "shop"
-
-[backend]
-user = "shop"
-database = "shop"
-
-[[shards]]
-name = "s0"
-primary = "127.0.0.1:5432"
-"#;
+/// The smallest valid config (one user, backend, one shard).
+const MINIMAL: &str = include_str!("../examples/minimal.toml");
 
 /// Every error of `text` as (line, message).
 fn errors(text: &str) -> Vec<(usize, String)> {

@@ -5,19 +5,8 @@ use shard_config::{parse, Address, Config, PoolMode, ReadFrom};
 const PRODUCT: &str = include_str!("../examples/product.toml");
 const SINGLE: &str = include_str!("../examples/single.toml");
 
-const MINIMAL: &str = r#"
-[[users]]
-name = "shop"
-password = "shop"
-
-[backend]
-user = "shop"
-database = "shop"
-
-[[shards]]
-name = "s0"
-primary = "127.0.0.1:5432"
-"#;
+/// The smallest valid config (one user, backend, one shard).
+const MINIMAL: &str = include_str!("../examples/minimal.toml");
 
 const VERIFIER: &str = "SCRAM-SHA-256$4096:c2hhcmRnYXRlLXNhbHQxNg==$\
     I00v7oMlyZCgFvAVJB83YyWugohCv+e3jtdd6UVtJ4g=:ql/XLpDcuADt1u8vRm52Li/VY3XBb9oceQtq5ony4I8=";
