@@ -12,6 +12,7 @@ mod classify;
 mod depth_limit;
 mod fast_read;
 mod hint;
+pub mod keys;
 mod query_writes;
 mod session;
 mod transaction;
