@@ -39,6 +39,7 @@ mod parse;
 mod raw;
 mod scram;
 mod shard_map;
+pub mod snowflake;
 mod tables;
 mod validate;
 
