@@ -50,5 +50,6 @@ pub use model::{
     ShardConfig, TableConfig, UserConfig,
 };
 pub use parse::parse;
+pub use shard_map::range_list::{uuid_text, Bound, ListValue};
 pub use shard_map::{even_split, ShardMap, TableRule};
 pub use tables::{ALGORITHMS, DEFAULT_SLOTS, MAX_SLOTS, RESERVED_TABLE_KEYS};

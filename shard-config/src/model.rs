@@ -231,9 +231,10 @@ impl fmt::Display for ReadFrom {
 
 /// `[tables.NAME]`: how one table is sharded, as written.
 ///
-/// [`crate::parse`] validates the `hash` algorithm (`slots`, `slot_ranges`), broadcast
-/// tables and co-location; `range`/`list`/`time` keys (see [`crate::RESERVED_TABLE_KEYS`])
-/// are kept unchecked in `extra`. [`crate::ShardMap`] is the resolved, runtime form.
+/// [`crate::parse`] validates the `hash` algorithm (`slots`, `slot_ranges`), the `range`
+/// (`ranges`) and `list` (`values`, `default_shard`) algorithms, broadcast tables and
+/// co-location; those keys and the `time` ones (see [`crate::RESERVED_TABLE_KEYS`]) are
+/// kept in `extra`. [`crate::ShardMap`] is the resolved, runtime form.
 #[derive(Debug, Clone, PartialEq, Default, serde::Deserialize)]
 pub struct TableConfig {
     /// Column whose value picks the shard.

@@ -1,8 +1,9 @@
 //! The runtime shard map: which shard owns each key of each sharded table.
 //!
 //! Built from a validated [`Config`] with [`ShardMap::new`] or [`Config::shard_map`].
-//! Only the `hash` algorithm has a map so far; `range`, `list` and `time` tables
-//! come out as [`TableRule::Other`].
+//! `hash`, `range` and `list` tables have a map (see [`range_list`] for the `range`
+//! and `list` config forms and their key comparison); `time` tables come out as
+//! [`TableRule::Other`].
 //!
 //! ```
 //! use shard_config::hash::{slot, KeyValue};
@@ -36,6 +37,10 @@
 
 use std::collections::BTreeMap;
 
+pub mod range_list;
+
+pub use range_list::{Bound, ListValue};
+
 use crate::hash::{slot, KeyValue};
 use crate::model::{Config, TableConfig};
 use crate::tables::{DEFAULT_SLOTS, MAX_SLOTS};
@@ -56,9 +61,31 @@ pub enum TableRule {
         /// `colocate_with` chain. Tables with the same group keep equal keys on one shard.
         group: String,
     },
+    /// `algorithm = "range"`, or a table co-located with one (it adopts the ranges).
+    Range {
+        /// The table's own sharding-key column.
+        key: String,
+        /// `(from inclusive, to exclusive, shard index)` sorted by `from`, without
+        /// overlaps or gaps; [`Bound::Unbounded`] is −∞ as `from` and +∞ as `to`.
+        /// Keys outside every range (ends left open) belong to no shard.
+        ranges: Vec<(Bound, Bound, usize)>,
+        /// The table whose ranges these are (the end of the `colocate_with` chain).
+        group: String,
+    },
+    /// `algorithm = "list"`, or a table co-located with one (it adopts the values).
+    List {
+        /// The table's own sharding-key column.
+        key: String,
+        /// Each listed value with the index of its shard.
+        values: BTreeMap<ListValue, usize>,
+        /// `default_shard`: the shard of values not listed (`None`: no shard).
+        default: Option<usize>,
+        /// The table whose values these are (the end of the `colocate_with` chain).
+        group: String,
+    },
     /// `broadcast = true`: a full copy on every shard.
     Broadcast,
-    /// `range`, `list` or `time` (no map yet).
+    /// `time` (no map yet).
     Other {
         /// The algorithm as written (or adopted through co-location).
         algorithm: String,
@@ -87,15 +114,38 @@ impl TableRule {
         }
     }
 
-    /// The shard index owning `key` (`None` unless a hash rule).
+    /// The shard index owning `key`: by slot for a hash rule, by range or listed value
+    /// (else `default_shard`) for a range or list rule. `None` for other rules, for a
+    /// key outside every range, an unlisted value without a default, or a key whose
+    /// type does not match the bounds (an integer key against string bounds).
     pub fn shard_for_key(&self, key: &KeyValue) -> Option<usize> {
-        self.shard_for_slot(self.slot_for_key(key)?)
+        match self {
+            TableRule::Range { ranges, .. } => range_list::range_shard(ranges, key),
+            TableRule::List {
+                values, default, ..
+            } => range_list::list_shard(values, *default, key),
+            _ => self.shard_for_slot(self.slot_for_key(key)?),
+        }
+    }
+
+    /// The co-location group (the table at the end of the `colocate_with` chain) of a
+    /// hash, range or list rule.
+    pub fn group(&self) -> Option<&str> {
+        match self {
+            TableRule::Hash { group, .. }
+            | TableRule::Range { group, .. }
+            | TableRule::List { group, .. } => Some(group),
+            _ => None,
+        }
     }
 
     /// The sharding-key column, if the table has one.
     pub fn key(&self) -> Option<&str> {
         match self {
-            TableRule::Hash { key, .. } | TableRule::Other { key, .. } => Some(key),
+            TableRule::Hash { key, .. }
+            | TableRule::Range { key, .. }
+            | TableRule::List { key, .. }
+            | TableRule::Other { key, .. } => Some(key),
             TableRule::Broadcast => None,
         }
     }
@@ -211,6 +261,14 @@ fn resolve(
         return None;
     }
     let algorithm = root.algorithm.as_deref().unwrap_or("hash");
+    if algorithm == "range" || algorithm == "list" {
+        return range_list::build(algorithm, key.clone(), root_name, &root.extra, shards).or(Some(
+            TableRule::Other {
+                algorithm: algorithm.to_string(),
+                key,
+            },
+        ));
+    }
     if algorithm != "hash" {
         return Some(TableRule::Other {
             algorithm: algorithm.to_string(),

@@ -1,8 +1,10 @@
 //! `[tables.NAME]`: reading and validating per-table sharding with lines.
 //!
 //! Checks the `hash` algorithm's `slots` and `slot_ranges`, broadcast tables and
-//! co-location (chains resolved, cycles rejected). The keys of the `range`, `list` and
-//! `time` algorithms are reserved ([`RESERVED_TABLE_KEYS`]) and accepted unchecked.
+//! co-location (chains resolved, cycles rejected). `range` tables' `ranges` and `list`
+//! tables' `values` and `default_shard` are checked by `shard_map::range_list`; the
+//! other reserved keys ([`RESERVED_TABLE_KEYS`], `time` and generated keys) are
+//! accepted unchecked.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +19,7 @@ pub(crate) const TABLE_KEYS: &[&str] = &[
     "broadcast",
     "slots",
     "slot_ranges",
+    "default_shard",
 ];
 
 /// Keys of `[tables.NAME]` kept for the `range`, `list` and `time` algorithms and for
@@ -154,6 +157,12 @@ fn check_table(
             format!("table {name}: missing key \"sharding_key\" (every table that is not broadcast needs one)"),
         );
     }
+    let own = match (&colocate, &algorithm) {
+        (Some(_), _) => None,
+        (None, Some(a)) => Some(a.value.as_str()),
+        (None, None) => Some("hash"),
+    };
+    crate::shard_map::range_list::check(name, s, own, shards, d);
     if colocate.is_some() {
         for k in ["slots", "slot_ranges"] {
             if s.has(k) {
