@@ -281,6 +281,31 @@ pub(crate) fn item_type(item: &Item) -> &'static str {
     }
 }
 
+/// Like [`table_array`], for a key that must hold a non-empty array of
+/// tables: wrong shapes and empty arrays are reported on `key_line`.
+pub(crate) fn nonempty_table_array<'a>(
+    item: &'a Item,
+    path: &str,
+    key_line: usize,
+    d: &mut Diagnostics,
+) -> Option<Vec<(&'a dyn TableLike, usize)>> {
+    let Some(elements) = table_array(item, path, key_line, d) else {
+        d.error(
+            key_line,
+            format!(
+                "{path}: expected an array of tables ([[{path}]]), found {}",
+                item_type(item)
+            ),
+        );
+        return None;
+    };
+    if elements.is_empty() {
+        d.error(key_line, format!("{path} must not be empty"));
+        return None;
+    }
+    Some(elements)
+}
+
 /// The tables of an array, each with its line: `[[name]]` headers or an array of inline tables.
 ///
 /// Elements that are not tables are reported and skipped; `None` if `item` is no array at all.

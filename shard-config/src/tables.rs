@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use crate::diagnostics::Diagnostics;
-use crate::fields::{item_type, table_array, Located, Section};
+use crate::fields::{nonempty_table_array, Located, Section};
 
 /// Keys of `[tables.NAME]` that shardgate reads today.
 pub(crate) const TABLE_KEYS: &[&str] = &[
@@ -215,21 +215,10 @@ fn check_slots(name: &str, s: &Section<'_>, shards: &[String], d: &mut Diagnosti
     };
     let path = format!("tables.{name}.slot_ranges");
     let key_line = s.key_line("slot_ranges", d);
-    let Some(elements) = table_array(item, &path, key_line, d) else {
-        d.error(
-            key_line,
-            format!(
-                "{path}: expected an array of tables ([[{path}]]), found {}",
-                item_type(item)
-            ),
-        );
+    let Some(elements) = nonempty_table_array(item, &path, key_line, d) else {
         return;
     };
     let first_line = elements.first().map_or(key_line, |(_, l)| *l);
-    if elements.is_empty() {
-        d.error(key_line, format!("{path} must not be empty"));
-        return;
-    }
     // (from, to, shard name, line), valid ranges only.
     let mut ranges: Vec<(u64, u64, String, usize)> = Vec::new();
     let mut all_ok = true;

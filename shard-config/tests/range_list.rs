@@ -4,26 +4,8 @@ use shard_config::hash::KeyValue;
 use shard_config::{parse, Config, TableRule};
 use shard_config::{Bound, ListValue};
 
-const BASE: &str = r#"[[users]]
-name = "shop"
-password = "shop"
-
-[backend]
-user = "shop"
-database = "shop"
-
-[[shards]]
-name = "s0"
-primary = "127.0.0.1:5432"
-
-[[shards]]
-name = "s1"
-primary = "127.0.0.1:5433"
-
-[[shards]]
-name = "s2"
-primary = "127.0.0.1:5434"
-"#;
+/// Users, backend and three shards s0..s2: what every table test builds on.
+const BASE: &str = include_str!("data/three_shards.toml");
 
 fn with(tables: &str) -> String {
     format!("{BASE}\n{tables}")

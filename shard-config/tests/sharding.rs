@@ -5,26 +5,8 @@ use shard_config::{parse, Config, ShardMap, TableRule};
 
 const SHARDED: &str = include_str!("../examples/sharded.toml");
 
-const BASE: &str = r#"[[users]]
-name = "shop"
-password = "shop"
-
-[backend]
-user = "shop"
-database = "shop"
-
-[[shards]]
-name = "s0"
-primary = "127.0.0.1:5432"
-
-[[shards]]
-name = "s1"
-primary = "127.0.0.1:5433"
-
-[[shards]]
-name = "s2"
-primary = "127.0.0.1:5434"
-"#;
+/// Users, backend and three shards s0..s2: what every table test builds on.
+const BASE: &str = include_str!("data/three_shards.toml");
 
 fn ok(text: &str) -> Config {
     parse(text, "gate.toml").unwrap_or_else(|e| panic!("expected a valid config, got:\n{e}"))

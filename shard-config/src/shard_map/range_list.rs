@@ -62,7 +62,7 @@ use toml_edit::Value;
 
 use super::TableRule;
 use crate::diagnostics::Diagnostics;
-use crate::fields::{item_line, item_type, table_array, value_type, Section};
+use crate::fields::{item_line, item_type, nonempty_table_array, value_type, Section};
 use crate::hash::KeyValue;
 
 /// One end of a `range` table's range.
@@ -355,20 +355,9 @@ fn check_ranges(name: &str, s: &Section<'_>, shards: &[String], d: &mut Diagnost
         return;
     };
     let key_line = s.key_line("ranges", d);
-    let Some(elements) = table_array(item, &path, key_line, d) else {
-        d.error(
-            key_line,
-            format!(
-                "{path}: expected an array of tables ([[{path}]]), found {}",
-                item_type(item)
-            ),
-        );
+    let Some(elements) = nonempty_table_array(item, &path, key_line, d) else {
         return;
     };
-    if elements.is_empty() {
-        d.error(key_line, format!("{path} must not be empty"));
-        return;
-    }
     let mut first_kind: Option<&'static str> = None;
     let mut ranges: Vec<Parsed> = Vec::new();
     let mut all_ok = true;
