@@ -34,6 +34,7 @@ mod diagnostics;
 mod error;
 mod fields;
 pub mod hash;
+mod key_type;
 mod model;
 mod parse;
 mod raw;
@@ -49,6 +50,7 @@ pub use model::{
     AdminConfig, BackendConfig, Config, PoolMode, ProxyConfig, ReadFrom, RoutingConfig,
     ShardConfig, TableConfig, UserConfig,
 };
+pub use key_type::KeyType;
 pub use parse::parse;
 pub use shard_map::range_list::{uuid_text, Bound, ListValue};
 pub use shard_map::{even_split, ShardMap, TableRule};

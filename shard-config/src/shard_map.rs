@@ -42,6 +42,7 @@ pub mod range_list;
 pub use range_list::{Bound, ListValue};
 
 use crate::hash::{slot, KeyValue};
+use crate::key_type::KeyType;
 use crate::model::{Config, TableConfig};
 use crate::tables::{DEFAULT_SLOTS, MAX_SLOTS};
 
@@ -170,6 +171,7 @@ impl TableRule {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ShardMap {
     tables: BTreeMap<String, TableRule>,
+    key_types: BTreeMap<String, KeyType>,
 }
 
 impl Config {
@@ -189,12 +191,16 @@ impl ShardMap {
     pub fn new(config: &Config) -> ShardMap {
         let shards: Vec<&str> = config.shards.iter().map(|s| s.name.as_str()).collect();
         let mut tables = BTreeMap::new();
+        let mut key_types = BTreeMap::new();
         for (name, table) in &config.tables {
             if let Some(rule) = resolve(name, table, &config.tables, &shards) {
+                if let Some(t) = key_type_of(name, &rule, &config.tables) {
+                    key_types.insert(name.clone(), t);
+                }
                 tables.insert(name.clone(), rule);
             }
         }
-        ShardMap { tables }
+        ShardMap { tables, key_types }
     }
 
     /// The rule of table `name`; `None` for an unsharded table.
@@ -205,6 +211,14 @@ impl ShardMap {
     /// Every sharded or broadcast table with its rule, by name.
     pub fn tables(&self) -> impl Iterator<Item = (&str, &TableRule)> {
         self.tables.iter().map(|(n, r)| (n.as_str(), r))
+    }
+
+    /// The type of `table`'s sharding key: its own `key_type`, else that of the table at
+    /// the end of its `colocate_with` chain, else by algorithm: `bigint` for `hash`,
+    /// `text` for `range`/`list` with string bounds (else `bigint`), `timestamptz` for
+    /// `time`. `None` for unsharded and broadcast tables.
+    pub fn key_type(&self, table: &str) -> Option<KeyType> {
+        self.key_types.get(table).copied()
     }
 
     /// The index into [`Config::shards`] of the shard owning `slot` of hash table `table`.
@@ -293,6 +307,53 @@ fn resolve(
         owner,
         group: root_name.to_string(),
     })
+}
+
+/// The key type of a resolved table: its own or its chain's `key_type`, else by rule.
+fn key_type_of(
+    name: &str,
+    rule: &TableRule,
+    all: &BTreeMap<String, TableConfig>,
+) -> Option<KeyType> {
+    let mut current = all.get(name);
+    let mut steps = 0;
+    while let Some(table) = current {
+        if let Some(t) = table
+            .extra
+            .get("key_type")
+            .and_then(toml::Value::as_str)
+            .and_then(KeyType::parse)
+        {
+            return Some(t);
+        }
+        steps += 1;
+        if steps > all.len() {
+            break;
+        }
+        current = table.colocate_with.as_ref().and_then(|n| all.get(n));
+    }
+    match rule {
+        TableRule::Broadcast => None,
+        TableRule::Range { ranges, .. } => Some(
+            if ranges
+                .iter()
+                .any(|(a, b, _)| matches!(a, Bound::Text(_)) || matches!(b, Bound::Text(_)))
+            {
+                KeyType::Text
+            } else {
+                KeyType::Int
+            },
+        ),
+        TableRule::List { values, .. } => Some(
+            if values.keys().any(|v| matches!(v, ListValue::Text(_))) {
+                KeyType::Text
+            } else {
+                KeyType::Int
+            },
+        ),
+        TableRule::Other { algorithm, .. } if algorithm == "time" => Some(KeyType::Timestamptz),
+        _ => Some(KeyType::Int),
+    }
 }
 
 /// The owner table of `slot_ranges`, or `None` when they are malformed or incomplete.
