@@ -42,15 +42,16 @@ mod scram;
 mod shard_map;
 pub mod snowflake;
 mod tables;
+pub mod time;
 mod validate;
 
 pub use address::{Address, AddressError};
 pub use error::{ConfigError, ConfigErrors};
+pub use key_type::KeyType;
 pub use model::{
     AdminConfig, BackendConfig, Config, PoolMode, ProxyConfig, ReadFrom, RoutingConfig,
     ShardConfig, TableConfig, UserConfig,
 };
-pub use key_type::KeyType;
 pub use parse::parse;
 pub use shard_map::range_list::{uuid_text, Bound, ListValue};
 pub use shard_map::{even_split, ShardMap, TableRule};

@@ -344,13 +344,13 @@ fn key_type_of(
                 KeyType::Int
             },
         ),
-        TableRule::List { values, .. } => Some(
-            if values.keys().any(|v| matches!(v, ListValue::Text(_))) {
+        TableRule::List { values, .. } => {
+            Some(if values.keys().any(|v| matches!(v, ListValue::Text(_))) {
                 KeyType::Text
             } else {
                 KeyType::Int
-            },
-        ),
+            })
+        }
         TableRule::Other { algorithm, .. } if algorithm == "time" => Some(KeyType::Timestamptz),
         _ => Some(KeyType::Int),
     }
