@@ -155,6 +155,18 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// The integer at `key`, if present and an integer.
+    pub(crate) fn integer(&self, key: &str, d: &mut Diagnostics) -> Option<Located<i64>> {
+        let (value, line) = self.value(key, "an integer", d)?;
+        match value.as_integer() {
+            Some(n) => Some(Located { value: n, line }),
+            None => {
+                d.error(line, self.type_error(key, "an integer", value_type(value)));
+                None
+            }
+        }
+    }
+
     /// The non-negative integer at `key`, if present and it fits in `T`.
     pub(crate) fn unsigned<T>(&self, key: &str, d: &mut Diagnostics) -> Option<Located<T>>
     where

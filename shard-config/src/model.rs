@@ -69,6 +69,9 @@ pub struct ProxyConfig {
     pub startup_timeout_ms: u64,
     /// Function names that write, besides the built-in list (default none).
     pub write_functions: Vec<String>,
+    /// This proxy's snowflake node id for `generated_column`s (`node_id`, default 0,
+    /// at most [`ProxyConfig::MAX_NODE_ID`]): give every proxy of one database its own.
+    pub node_id: u16,
 }
 
 impl ProxyConfig {
@@ -84,6 +87,9 @@ impl ProxyConfig {
     pub const MIN_MAX_MESSAGE_BYTES: usize = 1024;
     /// Default `startup_timeout_ms`.
     pub const DEFAULT_STARTUP_TIMEOUT_MS: u64 = 10_000;
+    /// Largest `node_id`: what the default snowflake [`Layout`](crate::snowflake::Layout)'s
+    /// 10 node bits hold.
+    pub const MAX_NODE_ID: u16 = 1023;
 }
 
 impl Default for ProxyConfig {
@@ -98,6 +104,7 @@ impl Default for ProxyConfig {
             max_message_bytes: Self::DEFAULT_MAX_MESSAGE_BYTES,
             startup_timeout_ms: Self::DEFAULT_STARTUP_TIMEOUT_MS,
             write_functions: Vec::new(),
+            node_id: 0,
         }
     }
 }
@@ -314,6 +321,11 @@ mod tests {
         assert_eq!(p.connect_timeout_ms, 2000);
         assert_eq!(p.max_message_bytes, 67_108_864);
         assert_eq!(p.startup_timeout_ms, 10_000);
+        assert_eq!(p.node_id, 0);
+        assert_eq!(
+            u32::from(ProxyConfig::MAX_NODE_ID),
+            (1u32 << crate::snowflake::Layout::default().node_bits) - 1
+        );
         assert!(p.tls_cert.is_none() && p.tls_key.is_none() && p.write_functions.is_empty());
         let a = AdminConfig::default();
         assert_eq!((a.user.as_str(), a.password.as_str()), ("admin", "admin"));

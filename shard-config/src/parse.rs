@@ -25,6 +25,7 @@ const PROXY_KEYS: &[&str] = &[
     "max_message_bytes",
     "startup_timeout_ms",
     "write_functions",
+    "node_id",
 ];
 const ADMIN_KEYS: &[&str] = &["user", "password"];
 const USER_KEYS: &[&str] = &["name", "password"];
@@ -202,6 +203,7 @@ fn read_proxy(s: &Section<'_>, d: &mut Diagnostics) -> RawProxy {
         max_message_bytes: s.unsigned("max_message_bytes", d),
         startup_timeout_ms: s.unsigned("startup_timeout_ms", d),
         write_functions: s.strings("write_functions", d),
+        node_id: s.integer("node_id", d),
     }
 }
 

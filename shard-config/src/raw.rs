@@ -34,6 +34,7 @@ pub(crate) struct RawProxy {
     pub(crate) max_message_bytes: Option<Located<usize>>,
     pub(crate) startup_timeout_ms: Option<Located<u64>>,
     pub(crate) write_functions: Option<Vec<Located<String>>>,
+    pub(crate) node_id: Option<Located<i64>>,
 }
 
 /// `[admin]`.
@@ -104,6 +105,9 @@ impl RawConfig {
                 .write_functions
                 .map(|fs| fs.into_iter().map(|f| f.value).collect())
                 .unwrap_or(defaults.write_functions),
+            node_id: value(p.node_id)
+                .and_then(|n| u16::try_from(n).ok())
+                .unwrap_or(defaults.node_id),
         };
         let admin = match self.admin {
             Some(a) => {

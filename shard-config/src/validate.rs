@@ -59,6 +59,18 @@ fn proxy(p: &RawProxy, d: &mut Diagnostics) {
         "proxy.max_message_bytes",
         d,
     );
+    if let Some(n) = &p.node_id {
+        let max = ProxyConfig::MAX_NODE_ID;
+        if !(0..=i64::from(max)).contains(&n.value) {
+            d.error(
+                n.line,
+                format!(
+                    "proxy.node_id must be between 0 and {max} (the snowflake node bits), got {}",
+                    n.value
+                ),
+            );
+        }
+    }
     not_empty(&p.tls_cert, "proxy.tls_cert", d);
     not_empty(&p.tls_key, "proxy.tls_key", d);
     match (&p.tls_cert, &p.tls_key) {

@@ -401,6 +401,22 @@ fn pool_size_zero_and_other_ranges() {
         line_of(&text, "startup_timeout_ms"),
         &["proxy.startup_timeout_ms must be at least 1"],
     );
+    for bad in ["1024", "-1"] {
+        let text = with(&format!("\n[proxy]\nnode_id = {bad}\n"));
+        only_error(
+            &text,
+            line_of(&text, "node_id"),
+            &[&format!(
+                "proxy.node_id must be between 0 and 1023 (the snowflake node bits), got {bad}"
+            )],
+        );
+    }
+    let text = with("\n[proxy]\nnode_id = \"7\"\n");
+    only_error(
+        &text,
+        line_of(&text, "node_id"),
+        &["proxy.node_id: expected an integer, found a string"],
+    );
     let text = with("\n[routing]\nmax_replica_lag_ms = -1\n");
     only_error(
         &text,

@@ -93,6 +93,7 @@ fn minimal_config_gets_every_default() {
     assert_eq!(c.proxy.pool_size, 10);
     assert_eq!(c.proxy.tls_cert, None);
     assert_eq!(c.proxy.tls_key, None);
+    assert_eq!(c.proxy.node_id, 0);
     assert_eq!(c.proxy.connect_timeout_ms, 2000);
     assert_eq!(c.proxy.max_message_bytes, 67_108_864);
     assert_eq!(c.proxy.startup_timeout_ms, 10_000);
