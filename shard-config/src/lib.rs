@@ -54,5 +54,7 @@ pub use model::{
 };
 pub use parse::parse;
 pub use shard_map::range_list::{uuid_text, Bound, ListValue};
+pub use shard_map::time_rule::{TimePlacement, TimeRange};
 pub use shard_map::{even_split, ShardMap, TableRule};
 pub use tables::{ALGORITHMS, DEFAULT_SLOTS, MAX_SLOTS, RESERVED_TABLE_KEYS};
+pub use time::Interval;

@@ -1,9 +1,10 @@
 //! The runtime shard map: which shard owns each key of each sharded table.
 //!
 //! Built from a validated [`Config`] with [`ShardMap::new`] or [`Config::shard_map`].
-//! `hash`, `range` and `list` tables have a map (see [`range_list`] for the `range`
-//! and `list` config forms and their key comparison); `time` tables come out as
-//! [`TableRule::Other`].
+//! `hash`, `range`, `list` and `time` tables have a map (see [`range_list`] for the
+//! `range` and `list` config forms and their key comparison, [`time_rule`] for `time`
+//! tables and their physical per-interval tables). A `range` table without `ranges`
+//! or a `list` table without `values` comes out as [`TableRule::Other`].
 //!
 //! ```
 //! use shard_config::hash::{slot, KeyValue};
@@ -38,13 +39,16 @@
 use std::collections::BTreeMap;
 
 pub mod range_list;
+pub mod time_rule;
 
 pub use range_list::{Bound, ListValue};
+pub use time_rule::TimePlacement;
 
 use crate::hash::{slot, KeyValue};
 use crate::key_type::KeyType;
 use crate::model::{Config, TableConfig};
 use crate::tables::{DEFAULT_SLOTS, MAX_SLOTS};
+use crate::time::Interval;
 
 /// How one table is placed on the shards.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,9 +88,27 @@ pub enum TableRule {
         /// The table whose values these are (the end of the `colocate_with` chain).
         group: String,
     },
+    /// `algorithm = "time"`, or a table co-located with one (it adopts the interval
+    /// and placement): intervals of a date/timestamp key placed on shards.
+    Time {
+        /// The table's own sharding-key column.
+        key: String,
+        /// `date`, `timestamp` or `timestamptz`.
+        key_type: KeyType,
+        /// The length of one piece.
+        interval: Interval,
+        /// Which shard each interval lives on.
+        placement: TimePlacement,
+        /// Whether the rows of each interval live in their own table,
+        /// `{table}_{suffix}` (see [`Interval::suffix`]); the table's own setting.
+        table_per_interval: bool,
+        /// The table whose placement this is (the end of the `colocate_with` chain).
+        group: String,
+    },
     /// `broadcast = true`: a full copy on every shard.
     Broadcast,
-    /// `time` (no map yet).
+    /// A `range` table without `ranges` or a `list` table without `values`: declared,
+    /// not yet placed; it routes no key.
     Other {
         /// The algorithm as written (or adopted through co-location).
         algorithm: String,
@@ -130,12 +152,13 @@ impl TableRule {
     }
 
     /// The co-location group (the table at the end of the `colocate_with` chain) of a
-    /// hash, range or list rule.
+    /// hash, range, list or time rule.
     pub fn group(&self) -> Option<&str> {
         match self {
             TableRule::Hash { group, .. }
             | TableRule::Range { group, .. }
-            | TableRule::List { group, .. } => Some(group),
+            | TableRule::List { group, .. }
+            | TableRule::Time { group, .. } => Some(group),
             _ => None,
         }
     }
@@ -146,8 +169,63 @@ impl TableRule {
             TableRule::Hash { key, .. }
             | TableRule::Range { key, .. }
             | TableRule::List { key, .. }
+            | TableRule::Time { key, .. }
             | TableRule::Other { key, .. } => Some(key),
             TableRule::Broadcast => None,
+        }
+    }
+
+    /// A time rule's target for the key `micros` (see [`crate::time`]): the shard
+    /// index and, with `table_per_interval`, the interval's table suffix (`2026_11`);
+    /// the physical table is `{table}_{suffix}`. `None` for other rules and for a key
+    /// outside every listed interval.
+    pub fn time_target(&self, micros: i64) -> Option<(usize, Option<String>)> {
+        let TableRule::Time {
+            interval,
+            placement,
+            table_per_interval,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        time_rule::target(*interval, placement, *table_per_interval, micros)
+    }
+
+    /// A time rule's targets for keys between `from` and `to` (each `(micros,
+    /// inclusive)`): every `(shard, suffix)` whose interval meets the range, in time
+    /// order, without repeats (intervals of no shard are skipped). `None` for other
+    /// rules, a range open on a side, or one meeting more than `max` intervals.
+    pub fn time_targets(
+        &self,
+        from: Option<(i64, bool)>,
+        to: Option<(i64, bool)>,
+        max: usize,
+    ) -> Option<Vec<(usize, Option<String>)>> {
+        let TableRule::Time {
+            interval,
+            placement,
+            table_per_interval,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        time_rule::targets(*interval, placement, *table_per_interval, from, to, max)
+    }
+
+    /// A range rule's shards whose ranges meet the keys between `from` and `to` (each
+    /// `(key, inclusive)`; `None`: open), without repeats, in key order. Errs on the
+    /// side of more shards (a key of another type than the bounds meets every range).
+    /// Empty for other rules.
+    pub fn range_shards(
+        &self,
+        from: Option<(&KeyValue, bool)>,
+        to: Option<(&KeyValue, bool)>,
+    ) -> Vec<usize> {
+        match self {
+            TableRule::Range { ranges, .. } => range_list::range_shards(ranges, from, to),
+            _ => Vec::new(),
         }
     }
 
@@ -172,6 +250,7 @@ impl TableRule {
 pub struct ShardMap {
     tables: BTreeMap<String, TableRule>,
     key_types: BTreeMap<String, KeyType>,
+    generated: BTreeMap<String, String>,
 }
 
 impl Config {
@@ -192,15 +271,27 @@ impl ShardMap {
         let shards: Vec<&str> = config.shards.iter().map(|s| s.name.as_str()).collect();
         let mut tables = BTreeMap::new();
         let mut key_types = BTreeMap::new();
+        let mut generated = BTreeMap::new();
         for (name, table) in &config.tables {
             if let Some(rule) = resolve(name, table, &config.tables, &shards) {
+                if let Some(column) = table
+                    .extra
+                    .get("generated_column")
+                    .and_then(toml::Value::as_str)
+                {
+                    generated.insert(name.clone(), column.to_string());
+                }
                 if let Some(t) = key_type_of(name, &rule, &config.tables) {
                     key_types.insert(name.clone(), t);
                 }
                 tables.insert(name.clone(), rule);
             }
         }
-        ShardMap { tables, key_types }
+        ShardMap {
+            tables,
+            key_types,
+            generated,
+        }
     }
 
     /// The rule of table `name`; `None` for an unsharded table.
@@ -219,6 +310,63 @@ impl ShardMap {
     /// `time`. `None` for unsharded and broadcast tables.
     pub fn key_type(&self, table: &str) -> Option<KeyType> {
         self.key_types.get(table).copied()
+    }
+
+    /// The column of `table` the proxy fills with a snowflake id
+    /// ([`crate::snowflake`]) when an INSERT leaves it out (`generated_column`).
+    pub fn generated_column(&self, table: &str) -> Option<&str> {
+        self.generated.get(table).map(String::as_str)
+    }
+
+    /// [`TableRule::time_target`] of time table `table`.
+    pub fn time_target(&self, table: &str, micros: i64) -> Option<(usize, Option<String>)> {
+        self.table(table)?.time_target(micros)
+    }
+
+    /// [`TableRule::time_targets`] of time table `table`.
+    pub fn time_targets(
+        &self,
+        table: &str,
+        from: Option<(i64, bool)>,
+        to: Option<(i64, bool)>,
+        max: usize,
+    ) -> Option<Vec<(usize, Option<String>)>> {
+        self.table(table)?.time_targets(from, to, max)
+    }
+
+    /// [`TableRule::range_shards`] of range table `table` (empty for other tables).
+    pub fn range_shards(
+        &self,
+        table: &str,
+        from: Option<(&KeyValue, bool)>,
+        to: Option<(&KeyValue, bool)>,
+    ) -> Vec<usize> {
+        self.table(table)
+            .map_or_else(Vec::new, |r| r.range_shards(from, to))
+    }
+
+    /// The logical table and owning shard of a physical interval table such as
+    /// `orders_archive_2026_11` of a `table_per_interval` time table (`_YYYY_MM_DD`,
+    /// `_YYYY_MM` or `_YYYY` after the name, as its interval says). The longest
+    /// matching logical name wins; `None` for other names and for intervals of no shard.
+    pub fn physical_table(&self, name: &str) -> Option<(&str, usize)> {
+        self.tables
+            .iter()
+            .filter_map(|(logical, rule)| {
+                let TableRule::Time {
+                    interval,
+                    placement,
+                    table_per_interval: true,
+                    ..
+                } = rule
+                else {
+                    return None;
+                };
+                let suffix = name.strip_prefix(logical.as_str())?.strip_prefix('_')?;
+                let start = interval.start(interval.parse_suffix(suffix)?)?;
+                Some((logical.as_str(), placement.shard(*interval, start)?))
+            })
+            .max_by_key(|(logical, _)| logical.len())
     }
 
     /// The index into [`Config::shards`] of the shard owning `slot` of hash table `table`.
@@ -283,6 +431,12 @@ fn resolve(
             },
         ));
     }
+    if algorithm == "time" {
+        let key_type = explicit_key_type(name, all)
+            .filter(|t| t.is_time())
+            .unwrap_or(KeyType::Timestamptz);
+        return time_rule::build(key, key_type, &table.extra, root_name, &root.extra, shards);
+    }
     if algorithm != "hash" {
         return Some(TableRule::Other {
             algorithm: algorithm.to_string(),
@@ -315,22 +469,11 @@ fn key_type_of(
     rule: &TableRule,
     all: &BTreeMap<String, TableConfig>,
 ) -> Option<KeyType> {
-    let mut current = all.get(name);
-    let mut steps = 0;
-    while let Some(table) = current {
-        if let Some(t) = table
-            .extra
-            .get("key_type")
-            .and_then(toml::Value::as_str)
-            .and_then(KeyType::parse)
-        {
-            return Some(t);
-        }
-        steps += 1;
-        if steps > all.len() {
-            break;
-        }
-        current = table.colocate_with.as_ref().and_then(|n| all.get(n));
+    if let TableRule::Time { key_type, .. } = rule {
+        return Some(*key_type);
+    }
+    if let Some(t) = explicit_key_type(name, all) {
+        return Some(t);
     }
     match rule {
         TableRule::Broadcast => None,
@@ -351,9 +494,30 @@ fn key_type_of(
                 KeyType::Int
             })
         }
-        TableRule::Other { algorithm, .. } if algorithm == "time" => Some(KeyType::Timestamptz),
         _ => Some(KeyType::Int),
     }
+}
+
+/// The first `key_type` written on `name` or along its `colocate_with` chain.
+fn explicit_key_type(name: &str, all: &BTreeMap<String, TableConfig>) -> Option<KeyType> {
+    let mut current = all.get(name);
+    let mut steps = 0;
+    while let Some(table) = current {
+        if let Some(t) = table
+            .extra
+            .get("key_type")
+            .and_then(toml::Value::as_str)
+            .and_then(KeyType::parse)
+        {
+            return Some(t);
+        }
+        steps += 1;
+        if steps > all.len() {
+            break;
+        }
+        current = table.colocate_with.as_ref().and_then(|n| all.get(n));
+    }
+    None
 }
 
 /// The owner table of `slot_ranges`, or `None` when they are malformed or incomplete.

@@ -1,15 +1,18 @@
 //! `[tables.NAME]`: reading and validating per-table sharding with lines.
 //!
-//! Checks the `hash` algorithm's `slots` and `slot_ranges`, broadcast tables and
-//! co-location (chains resolved, cycles rejected). `range` tables' `ranges` and `list`
-//! tables' `values` and `default_shard` are checked by `shard_map::range_list`; the
-//! other reserved keys ([`RESERVED_TABLE_KEYS`], `time` and generated keys) are
-//! accepted unchecked.
+//! Checks the `hash` algorithm's `slots` and `slot_ranges`, broadcast tables,
+//! `key_type`, `generated_column` and co-location (chains resolved, cycles rejected,
+//! key types agreeing). `range` tables' `ranges` and `list` tables' `values` and
+//! `default_shard` are checked by `shard_map::range_list`, `time` tables' keys by
+//! `shard_map::time_rule`; the reserved keys ([`RESERVED_TABLE_KEYS`]) are accepted
+//! unchecked.
 
 use std::collections::BTreeMap;
 
 use crate::diagnostics::Diagnostics;
-use crate::fields::{nonempty_table_array, Located, Section};
+use crate::fields::{nonempty_table_array, to_toml, Located, Section};
+use crate::key_type::KeyType;
+use crate::shard_map::time_rule::{self, PLACEMENT_KEYS};
 
 /// Keys of `[tables.NAME]` that shardgate reads today.
 pub(crate) const TABLE_KEYS: &[&str] = &[
@@ -20,24 +23,20 @@ pub(crate) const TABLE_KEYS: &[&str] = &[
     "slots",
     "slot_ranges",
     "default_shard",
-];
-
-/// Keys of `[tables.NAME]` kept for the `range`, `list` and `time` algorithms and for
-/// generated keys (later work): accepted silently, kept in [`crate::TableConfig::extra`].
-pub const RESERVED_TABLE_KEYS: &[&str] = &[
     "ranges",
     "values",
+    "key_type",
+    "generated_column",
     "interval",
     "start",
-    "table_per_interval",
-    "generated",
-    "generated_column",
-    "node_id",
-    "key_type",
     "shards",
-    "weights",
-    "time_zone",
+    "intervals",
+    "table_per_interval",
 ];
+
+/// Keys of `[tables.NAME]` kept for later work: accepted silently, kept in
+/// [`crate::TableConfig::extra`].
+pub const RESERVED_TABLE_KEYS: &[&str] = &["generated", "node_id", "weights", "time_zone"];
 
 /// The sharding algorithms a table may name.
 pub const ALGORITHMS: &[&str] = &["hash", "range", "list", "time"];
@@ -54,6 +53,12 @@ struct Info {
     broadcast: bool,
     algorithm: Option<Located<String>>,
     colocate: Option<Located<String>>,
+    /// `key_type` as written (when valid).
+    key_type: Option<Located<KeyType>>,
+    /// The key type by the table's own algorithm (`None` for co-located tables).
+    default_type: Option<KeyType>,
+    /// Line of `table_per_interval`, if written.
+    per_interval: Option<usize>,
 }
 
 /// Validates every `[tables.NAME]` section; `shards` are the shard names in file order.
@@ -122,6 +127,12 @@ fn check_table(
             "colocate_with",
             "slots",
             "slot_ranges",
+            "key_type",
+            "interval",
+            "start",
+            "shards",
+            "intervals",
+            "table_per_interval",
         ] {
             if s.has(k) {
                 d.error(
@@ -137,11 +148,18 @@ fn check_table(
             broadcast: true,
             algorithm: None,
             colocate: None,
+            key_type: None,
+            default_type: None,
+            per_interval: None,
         });
     }
     if empty {
         return None;
     }
+    let key_type = check_key_type(name, s, d);
+    let per_interval = s
+        .has("table_per_interval")
+        .then(|| s.key_line("table_per_interval", d));
     if bad {
         // Its own checks would only repeat the type error; others may still follow it.
         return Some(Info {
@@ -149,6 +167,9 @@ fn check_table(
             broadcast: false,
             algorithm,
             colocate,
+            key_type,
+            default_type: None,
+            per_interval,
         });
     }
     if !s.has("sharding_key") {
@@ -163,6 +184,7 @@ fn check_table(
         (None, None) => Some("hash"),
     };
     crate::shard_map::range_list::check(name, s, own, shards, d);
+    check_time_keys(name, s, own, key_type.as_ref(), shards, d);
     if colocate.is_some() {
         for k in ["slots", "slot_ranges"] {
             if s.has(k) {
@@ -185,12 +207,130 @@ fn check_table(
             );
         }
     }
+    let default_type = own.and_then(|a| default_key_type(a, s));
     Some(Info {
         line,
         broadcast: false,
         algorithm,
         colocate,
+        key_type,
+        default_type,
+        per_interval,
     })
+}
+
+/// `key_type` (a known type) and `generated_column` (a non-empty string).
+fn check_key_type(name: &str, s: &Section<'_>, d: &mut Diagnostics) -> Option<Located<KeyType>> {
+    if let Some(c) = s.string("generated_column", d) {
+        if c.value.is_empty() {
+            d.error(
+                c.line,
+                format!("tables.{name}.generated_column must not be empty"),
+            );
+        }
+    }
+    let written = s.string("key_type", d)?;
+    match KeyType::parse(&written.value) {
+        Some(t) => Some(written.map(|_| t)),
+        None => {
+            d.error(
+                written.line,
+                format!(
+                    "tables.{name}.key_type: unknown type {:?}; expected one of: {}",
+                    written.value,
+                    KeyType::NAMES.join(", ")
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// The `time` keys of a table whose own algorithm is `own` (`None`: co-located), and
+/// whether its `key_type` fits the algorithm.
+fn check_time_keys(
+    name: &str,
+    s: &Section<'_>,
+    own: Option<&str>,
+    key_type: Option<&Located<KeyType>>,
+    shards: &[String],
+    d: &mut Diagnostics,
+) {
+    match own {
+        Some("time") => {
+            time_rule::check(name, s, shards, d);
+            if let Some(t) = key_type.filter(|t| !t.value.is_time()) {
+                d.error(
+                    t.line,
+                    format!(
+                        "tables.{name}.key_type: a time table's key must be date, timestamp or timestamptz (got {})",
+                        t.value
+                    ),
+                );
+            }
+        }
+        Some(algorithm) => {
+            for k in PLACEMENT_KEYS.iter().chain(&["table_per_interval"]) {
+                if s.has(k) {
+                    d.error(
+                        s.key_line(k, d),
+                        format!("tables.{name}.{k} applies only to algorithm \"time\""),
+                    );
+                }
+            }
+            if let Some(t) = key_type.filter(|t| t.value.is_time()) {
+                d.error(
+                    t.line,
+                    format!(
+                        "tables.{name}.key_type: {} is a time type, for algorithm \"time\" (table {name} uses {algorithm:?})",
+                        t.value
+                    ),
+                );
+            }
+        }
+        None => {
+            for k in PLACEMENT_KEYS {
+                if s.has(k) {
+                    d.error(
+                        s.key_line(k, d),
+                        format!(
+                            "table {name} is co-located and adopts the placement of the table it follows: it takes no {k}"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The key type a table of its own `algorithm` has without `key_type`: `bigint` for
+/// `hash`, `timestamptz` for `time`, `text` for `range`/`list` with string bounds or
+/// values (else `bigint`).
+fn default_key_type(algorithm: &str, s: &Section<'_>) -> Option<KeyType> {
+    let strings = |key: &str| {
+        s.entries()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, item)| to_toml(item))
+            .is_some_and(|v| has_string(&v))
+    };
+    match algorithm {
+        "hash" => Some(KeyType::Int),
+        "time" => Some(KeyType::Timestamptz),
+        "range" if strings("ranges") => Some(KeyType::Text),
+        "list" if strings("values") => Some(KeyType::Text),
+        "range" | "list" => Some(KeyType::Int),
+        _ => None,
+    }
+}
+
+/// Whether a bound or value of `ranges`/`values` is a string (`shard` names aside).
+fn has_string(v: &toml::Value) -> bool {
+    match v {
+        toml::Value::String(_) => true,
+        toml::Value::Array(a) => a.iter().any(has_string),
+        toml::Value::Table(t) => t.iter().any(|(k, v)| k != "shard" && has_string(v)),
+        _ => false,
+    }
 }
 
 /// `slots` and `slot_ranges` of a `hash` table.
@@ -315,6 +455,23 @@ fn d_errors(d: &Diagnostics) -> usize {
     d.error_count()
 }
 
+/// The key type of `name`: its `key_type`, else that of the table it is co-located
+/// with, else its algorithm's default.
+fn resolved_type(name: &str, infos: &BTreeMap<&str, Info>) -> Option<KeyType> {
+    let mut current = name;
+    for _ in 0..=infos.len() {
+        let info = infos.get(current)?;
+        if let Some(t) = &info.key_type {
+            return Some(t.value);
+        }
+        match &info.colocate {
+            Some(next) => current = next.value.as_str(),
+            None => return info.default_type,
+        }
+    }
+    None
+}
+
 /// `colocate_with`: the target exists, is not broadcast, the chain ends, the algorithms agree.
 fn check_colocation(infos: &BTreeMap<&str, Info>, d: &mut Diagnostics) {
     for (name, info) in infos {
@@ -369,6 +526,27 @@ fn check_colocation(infos: &BTreeMap<&str, Info>, d: &mut Diagnostics) {
             continue; // reported for the table that names the broadcast table
         }
         let root_algorithm = root.algorithm.as_ref().map_or("hash", |a| a.value.as_str());
+        if let Some(l) = info.per_interval {
+            if root_algorithm != "time" {
+                d.error(
+                    l,
+                    format!(
+                        "tables.{name}.table_per_interval applies only to algorithm \"time\" (table {name} is co-located with {root_name}, which uses {root_algorithm:?})"
+                    ),
+                );
+            }
+        }
+        if let (Some(own), Some(theirs)) = (&info.key_type, resolved_type(&target.value, infos)) {
+            if own.value != theirs {
+                d.error(
+                    own.line,
+                    format!(
+                        "table {name} has key_type {} but is co-located with {} (key_type {theirs})",
+                        own.value, target.value
+                    ),
+                );
+            }
+        }
         if let Some(a) = &info.algorithm {
             if a.value != root_algorithm && ALGORITHMS.contains(&a.value.as_str()) {
                 d.error(

@@ -211,10 +211,10 @@ algorithm = "time"
 interval = "month"
 start = 2026-01-01
 slots = 64
-weights = [1.5, 2.5]
+shards = ["s0"]
 
-[tables.events.shards]
-s0 = ["2026-01", "2026-06"]
+[tables.events.weights]
+s0 = [1.5, 2.5]
 
 [tables.accounts]
 "#
@@ -232,18 +232,15 @@ s0 = ["2026-01", "2026-06"]
         other => panic!("start should be a date, got {other:?}"),
     }
     assert_eq!(
-        events.extra.get("weights"),
-        Some(&toml::Value::Array(vec![
-            toml::Value::Float(1.5),
-            toml::Value::Float(2.5)
-        ]))
+        events.extra.get("shards"),
+        Some(&toml::Value::Array(vec![toml::Value::String("s0".into())]))
     );
-    let shards = events
+    let weights = events
         .extra
-        .get("shards")
+        .get("weights")
         .and_then(toml::Value::as_table)
         .expect("nested table kept");
-    assert!(shards.contains_key("s0"));
+    assert!(weights.contains_key("s0"));
     assert!(!events.extra.contains_key("sharding_key"));
     let accounts = &c.tables["accounts"];
     assert!(accounts.sharding_key.is_none() && accounts.extra.is_empty());

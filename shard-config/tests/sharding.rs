@@ -202,7 +202,7 @@ colocate_with = "r"
 }
 
 #[test]
-fn later_algorithms_and_reserved_keys_are_kept_without_a_map() {
+fn time_tables_are_mapped_and_reserved_keys_are_kept() {
     let c = ok(&with(
         r#"[tables.events]
 sharding_key = "created_at"
@@ -220,9 +220,13 @@ node_id = 3
 "#,
     ));
     let map = c.shard_map();
-    assert!(
-        matches!(map.table("events"), Some(TableRule::Other { algorithm, .. }) if algorithm == "time")
-    );
+    assert!(matches!(
+        map.table("events"),
+        Some(TableRule::Time {
+            table_per_interval: true,
+            ..
+        })
+    ));
     assert!(matches!(map.table("ids"), Some(TableRule::Hash { .. })));
     assert_eq!(map.table("plain"), None);
 }

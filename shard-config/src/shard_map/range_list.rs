@@ -155,6 +155,58 @@ pub(crate) fn range_shard(ranges: &[(Bound, Bound, usize)], key: &KeyValue) -> O
     })
 }
 
+/// A query bound as a probe; an exclusive integer bound becomes the inclusive one
+/// next to it (`step` away), as integer keys are whole. `None`: no such integer.
+#[allow(clippy::type_complexity)]
+fn tighten<'a>(
+    side: Option<(&KeyValue<'a>, bool)>,
+    step: i64,
+) -> Option<Option<(Probe<'a>, bool)>> {
+    let Some((key, inclusive)) = side else {
+        return Some(None);
+    };
+    Some(Some(match (probe(key), inclusive) {
+        (Probe::Int(i), false) => (Probe::Int(i.checked_add(step)?), true),
+        (p, inclusive) => (p, inclusive),
+    }))
+}
+
+/// The shards of the ranges meeting the keys from `from` to `to` (`(key, inclusive)`,
+/// `None`: open), in key order without repeats. A bound whose type differs from the
+/// ranges' meets every range (more shards, never fewer).
+pub(crate) fn range_shards(
+    ranges: &[(Bound, Bound, usize)],
+    from: Option<(&KeyValue, bool)>,
+    to: Option<(&KeyValue, bool)>,
+) -> Vec<usize> {
+    let (Some(lo), Some(hi)) = (tighten(from, 1), tighten(to, -1)) else {
+        return Vec::new(); // past i64::MAX or before i64::MIN: no key at all
+    };
+    if let (Some((Probe::Int(a), _)), Some((Probe::Int(b), _))) = (&lo, &hi) {
+        if a > b {
+            return Vec::new();
+        }
+    }
+    let mut out = Vec::new();
+    for (start, end, shard) in ranges {
+        // The range's end lies past the low bound ...
+        let above = match (&lo, end) {
+            (None, _) | (_, Bound::Unbounded) => true,
+            (Some((k, _)), b) => cmp(k, b).is_none_or(|o| o == Ordering::Less),
+        };
+        // ... and its start not past the high bound.
+        let below = match (&hi, start) {
+            (None, _) | (_, Bound::Unbounded) => true,
+            (Some((k, true)), b) => cmp(k, b).is_none_or(|o| o != Ordering::Less),
+            (Some((k, false)), b) => cmp(k, b).is_none_or(|o| o == Ordering::Greater),
+        };
+        if above && below && !out.contains(shard) {
+            out.push(*shard);
+        }
+    }
+    out
+}
+
 /// The shard listing `key`, else `default` (when the key's type is a listed one).
 pub(crate) fn list_shard(
     values: &BTreeMap<ListValue, usize>,
