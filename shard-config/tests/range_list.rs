@@ -94,6 +94,53 @@ fn integer_ranges_boundaries_and_open_ends() {
 }
 
 #[test]
+fn range_shards_for_between_and_comparisons() {
+    let map = ok(INT_RANGES).shard_map();
+    let int = KeyValue::Int;
+    let (k50, k99, k100, k199, k200) = (int(50), int(99), int(100), int(199), int(200));
+    let r = |from, to| map.range_shards("accounts", from, to);
+    assert_eq!(r(None, None), vec![0, 1, 2]);
+    assert_eq!(r(Some((&k50, true)), Some((&k99, true))), vec![0]);
+    assert_eq!(r(Some((&k50, true)), Some((&k100, false))), vec![0]);
+    assert_eq!(r(Some((&k50, true)), Some((&k100, true))), vec![0, 1]);
+    assert_eq!(r(Some((&k99, false)), Some((&k199, true))), vec![1]);
+    assert_eq!(r(Some((&k199, false)), None), vec![2]);
+    assert_eq!(r(Some((&k199, true)), None), vec![1, 2]);
+    assert_eq!(r(None, Some((&k200, false))), vec![0, 1]);
+    assert_eq!(r(None, Some((&k100, false))), vec![0]);
+    assert_eq!(
+        r(Some((&k200, true)), Some((&k50, true))),
+        Vec::<usize>::new()
+    );
+    let max = int(i64::MAX);
+    assert_eq!(r(Some((&max, false)), None), Vec::<usize>::new());
+    // A key of another type than the bounds: every range, never too few.
+    let text = KeyValue::Text(b"x");
+    assert_eq!(r(Some((&text, true)), Some((&k50, true))), vec![0]);
+    assert!(map.range_shards("nope", None, None).is_empty());
+    let text_map = ok(r#"[tables.names]
+sharding_key = "name"
+algorithm = "range"
+[[tables.names.ranges]]
+shard = "s0"
+to = "m"
+[[tables.names.ranges]]
+shard = "s1"
+from = "m"
+"#)
+    .shard_map();
+    let (a, m, z) = (
+        KeyValue::Text(b"a"),
+        KeyValue::Text(b"m"),
+        KeyValue::Text(b"z"),
+    );
+    let t = |from, to| text_map.range_shards("names", from, to);
+    assert_eq!(t(Some((&a, true)), Some((&m, false))), vec![0]);
+    assert_eq!(t(Some((&a, true)), Some((&m, true))), vec![0, 1]);
+    assert_eq!(t(Some((&m, true)), Some((&z, true))), vec![1]);
+}
+
+#[test]
 fn uncovered_ends_belong_to_no_shard() {
     let map = ok(r#"[tables.t]
 sharding_key = "id"
