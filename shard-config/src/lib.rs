@@ -26,6 +26,12 @@
 //! let errors = shard_config::parse("[proxy]\npool_size = 0\n", "bad.toml").unwrap_err();
 //! assert!(errors.to_string().contains("bad.toml:2: proxy.pool_size must be at least 1"));
 //! ```
+//!
+//! [`Config::shard_map`] gives the runtime [`ShardMap`]: per sharded table its
+//! [`TableRule`] (`hash`, `range`, `list`, `time`, broadcast), key type and
+//! `generated_column`. The pure helpers behind it are public: [`hash`] (PostgreSQL's
+//! hash partitioning), [`time`] (time keys as text or binary, intervals) and
+//! [`snowflake`] (ids for generated columns, with `[proxy] node_id`).
 
 #![warn(missing_docs)]
 

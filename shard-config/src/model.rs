@@ -238,10 +238,12 @@ impl fmt::Display for ReadFrom {
 
 /// `[tables.NAME]`: how one table is sharded, as written.
 ///
-/// [`crate::parse`] validates the `hash` algorithm (`slots`, `slot_ranges`), the `range`
-/// (`ranges`) and `list` (`values`, `default_shard`) algorithms, broadcast tables and
-/// co-location; those keys and the `time` ones (see [`crate::RESERVED_TABLE_KEYS`]) are
-/// kept in `extra`. [`crate::ShardMap`] is the resolved, runtime form.
+/// [`crate::parse`] validates the `hash` (`slots`, `slot_ranges`), `range` (`ranges`),
+/// `list` (`values`, `default_shard`) and `time` (`interval`, `start`, `shards`,
+/// `intervals`, `table_per_interval`) algorithms, `key_type`, `generated_column`,
+/// broadcast tables and co-location; those keys and the reserved ones (see
+/// [`crate::RESERVED_TABLE_KEYS`]) are kept in `extra`. [`crate::ShardMap`] is the
+/// resolved, runtime form.
 #[derive(Debug, Clone, PartialEq, Default, serde::Deserialize)]
 pub struct TableConfig {
     /// Column whose value picks the shard.

@@ -289,6 +289,7 @@ fn check_time_keys(
             }
         }
         None => {
+            s.boolean("table_per_interval", d);
             for k in PLACEMENT_KEYS {
                 if s.has(k) {
                     d.error(

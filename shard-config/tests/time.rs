@@ -454,6 +454,21 @@ fn time_keys_on_other_tables() {
         "table t is co-located and adopts the placement of the table it follows: it takes no start",
     );
     only_error(
+        &format!("{ROUND_ROBIN}[tables.t]\nsharding_key = \"at\"\ncolocate_with = \"orders_archive\"\ntable_per_interval = 1\n"),
+        "table_per_interval = 1",
+        "tables.t.table_per_interval: expected a boolean, found an integer",
+    );
+    only_error(
+        "[tables.t]\nsharding_key = \"at\"\nalgorithm = \"time\"\ninterval = \"day\"\nvalues = { s0 = [1] }\n",
+        "values",
+        "tables.t.values applies only to algorithm \"list\"",
+    );
+    only_error(
+        "[tables.t]\nsharding_key = \"id\"\nranges = [{ shard = \"s0\" }]\n",
+        "ranges",
+        "tables.t.ranges applies only to algorithm \"range\"",
+    );
+    only_error(
         "[tables.t]\nbroadcast = true\ninterval = \"day\"\n",
         "interval",
         "table t is broadcast (a full copy on every shard): it takes no interval",

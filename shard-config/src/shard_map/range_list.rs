@@ -369,7 +369,7 @@ pub(crate) fn check(
         _ => "",
     };
     for k in ["ranges", "values"] {
-        if k != own && s.has(k) && algorithm != "time" && algorithm != "hash" {
+        if k != own && s.has(k) {
             d.error(
                 s.key_line(k, d),
                 format!(
