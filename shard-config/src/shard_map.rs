@@ -107,8 +107,9 @@ pub enum TableRule {
     },
     /// `broadcast = true`: a full copy on every shard.
     Broadcast,
-    /// A `range` table without `ranges` or a `list` table without `values`: declared,
-    /// not yet placed; it routes no key.
+    /// A `range` table without `ranges` or a `list` table without `values` (or, in a
+    /// hand-built, unvalidated config, a malformed `time` table): declared, not yet
+    /// placed; it routes no key.
     Other {
         /// The algorithm as written (or adopted through co-location).
         algorithm: String,
@@ -435,7 +436,18 @@ fn resolve(
         let key_type = explicit_key_type(name, all)
             .filter(|t| t.is_time())
             .unwrap_or(KeyType::Timestamptz);
-        return time_rule::build(key, key_type, &table.extra, root_name, &root.extra, shards);
+        return time_rule::build(
+            key.clone(),
+            key_type,
+            &table.extra,
+            root_name,
+            &root.extra,
+            shards,
+        )
+        .or(Some(TableRule::Other {
+            algorithm: algorithm.to_string(),
+            key,
+        }));
     }
     if algorithm != "hash" {
         return Some(TableRule::Other {

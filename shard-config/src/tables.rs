@@ -120,6 +120,7 @@ fn check_table(
             );
         }
     }
+    check_generated(name, s, d);
     if broadcast_on {
         for k in [
             "sharding_key",
@@ -219,8 +220,8 @@ fn check_table(
     })
 }
 
-/// `key_type` (a known type) and `generated_column` (a non-empty string).
-fn check_key_type(name: &str, s: &Section<'_>, d: &mut Diagnostics) -> Option<Located<KeyType>> {
+/// `generated_column`: a non-empty string.
+fn check_generated(name: &str, s: &Section<'_>, d: &mut Diagnostics) {
     if let Some(c) = s.string("generated_column", d) {
         if c.value.is_empty() {
             d.error(
@@ -229,6 +230,10 @@ fn check_key_type(name: &str, s: &Section<'_>, d: &mut Diagnostics) -> Option<Lo
             );
         }
     }
+}
+
+/// `key_type`: a known type.
+fn check_key_type(name: &str, s: &Section<'_>, d: &mut Diagnostics) -> Option<Located<KeyType>> {
     let written = s.string("key_type", d)?;
     match KeyType::parse(&written.value) {
         Some(t) => Some(written.map(|_| t)),

@@ -507,6 +507,11 @@ fn key_type_errors() {
         "generated_column",
         "tables.t.generated_column must not be empty",
     );
+    only_error(
+        "[tables.t]\nbroadcast = true\ngenerated_column = \"\"\n",
+        "generated_column",
+        "tables.t.generated_column must not be empty",
+    );
     // Agreeing types, explicit or by default, are fine.
     let map = ok("[tables.users]\nsharding_key = \"id\"\nkey_type = \"uuid\"\n\n[tables.orders]\nsharding_key = \"user_id\"\ncolocate_with = \"users\"\nkey_type = \"uuid\"\n\n[tables.a]\nsharding_key = \"id\"\n[tables.b]\nsharding_key = \"id\"\ncolocate_with = \"a\"\nkey_type = \"int4\"\n").shard_map();
     assert_eq!(map.key_type("orders"), Some(KeyType::Uuid));
