@@ -8,6 +8,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::backend::Servers;
 use crate::cancel;
+use crate::execute::routing::Routing;
 use crate::frontend::scram::Verifier;
 
 /// Shared state of a running proxy.
@@ -24,6 +25,8 @@ pub struct Context {
     pub dummy_verifier: Verifier,
     /// Cancel keys of connected clients.
     pub cancels: cancel::Registry,
+    /// Shard map, route plans and id generation.
+    pub routing: Routing,
 }
 
 /// Why the proxy could not start.
@@ -35,6 +38,9 @@ pub enum ContextError {
     /// A stored verifier does not parse.
     #[error("user {0}: password looks like a SCRAM verifier but does not parse")]
     Verifier(String),
+    /// The snowflake generator cannot be built from `proxy.node_id`.
+    #[error("proxy.node_id: {0}")]
+    NodeId(#[from] shard_config::snowflake::SnowflakeError),
 }
 
 impl Context {
@@ -55,6 +61,7 @@ impl Context {
             users.insert(u.name.clone(), v);
         }
         Ok(Self {
+            routing: Routing::new(&config)?,
             servers: Servers::new(&config),
             config,
             tls,

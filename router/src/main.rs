@@ -26,6 +26,17 @@ enum Command {
         #[arg(long)]
         config: String,
     },
+    /// Print the route of one statement, offline: one line per target shard.
+    Route {
+        /// The TOML config file.
+        #[arg(long)]
+        config: String,
+        /// The statement.
+        sql: String,
+        /// A `$n` value (text format), in order; `null` for NULL.
+        #[arg(long = "param")]
+        params: Vec<String>,
+    },
     /// Start a local primary + replica and the proxy on 127.0.0.1:6432.
     Demo {
         /// Where the proxy listens.
@@ -46,6 +57,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => router::cli::serve::run(&config),
         Command::Check { config } => return router::cli::check::run(&config),
+        Command::Route {
+            config,
+            sql,
+            params,
+        } => return router::cli::route::run(&config, &sql, &params),
         Command::Demo { listen } => router::cli::demo::run(&listen),
     };
     match result {

@@ -130,7 +130,7 @@ pub fn classify(sql: &str, write_functions: &[String]) -> Classification {
 /// Parses `sql` with the PostgreSQL dialect, refusing texts too deeply
 /// nested to handle safely (see `depth_limit`); the error is the reason to
 /// report.
-fn parse(sql: &str) -> Result<Vec<Statement>, &'static str> {
+pub(crate) fn parse(sql: &str) -> Result<Vec<Statement>, &'static str> {
     let dialect = PostgreSqlDialect {};
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()

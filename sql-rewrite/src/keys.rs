@@ -216,7 +216,7 @@ struct Ctx<'a> {
 }
 
 /// An identifier as PostgreSQL stores it.
-fn folded(ident: &Ident) -> String {
+pub(crate) fn folded(ident: &Ident) -> String {
     if ident.quote_style.is_some() {
         ident.value.clone()
     } else {
@@ -225,7 +225,7 @@ fn folded(ident: &Ident) -> String {
 }
 
 /// Removes casts and parentheses.
-fn strip(mut expr: &Expr) -> &Expr {
+pub(crate) fn strip(mut expr: &Expr) -> &Expr {
     loop {
         match expr {
             Expr::Cast { expr: inner, .. } | Expr::Nested(inner) => expr = inner,
@@ -235,7 +235,7 @@ fn strip(mut expr: &Expr) -> &Expr {
 }
 
 /// A literal or parameter, casts stripped; `None` for anything else.
-fn value_of(expr: &Expr) -> Option<KeyValueExpr> {
+pub(crate) fn value_of(expr: &Expr) -> Option<KeyValueExpr> {
     match strip(expr) {
         Expr::Value(v) => match &v.value {
             Value::Number(n, _) => n.to_string().parse().ok().map(KeyValueExpr::Int),
@@ -360,7 +360,7 @@ fn names_of(relation: &TableFactor) -> Vec<String> {
     names
 }
 
-fn object_names(name: &ObjectName) -> Vec<String> {
+pub(crate) fn object_names(name: &ObjectName) -> Vec<String> {
     let parts: Vec<String> = name
         .0
         .iter()

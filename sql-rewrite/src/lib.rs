@@ -3,6 +3,7 @@
 //!
 //! - [`classify`]: whether a statement text may run on a replica or needs
 //!   the primary, and what it does to session and transaction state.
+//! - [`route::plan`]: which shards run a statement and the SQL each gets.
 //! - [`has_primary_hint`]: the `/* shardgate: primary */` comment, found by a
 //!   cheap scan of the raw text.
 
@@ -14,6 +15,7 @@ mod fast_read;
 mod hint;
 pub mod keys;
 mod query_writes;
+pub mod route;
 mod session;
 mod transaction;
 mod write_functions;

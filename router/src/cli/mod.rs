@@ -3,6 +3,7 @@
 pub mod check;
 pub mod cluster;
 pub mod demo;
+pub mod route;
 pub mod serve;
 
 use anyhow::Context as _;

@@ -33,7 +33,6 @@ pub async fn serve(
     config: shard_config::Config,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    refuse_sharded_tables(&config)?;
     let listen = config.proxy.listen.to_string();
     let max_lag = config.routing.max_replica_lag_ms;
     let ctx = Arc::new(Context::new(config)?);
@@ -60,22 +59,6 @@ pub async fn serve(
             }
         }
     }
-}
-
-/// Routing by sharding key is not built yet: serving a config that shards
-/// tables would put every row on the default shard, so refuse it.
-fn refuse_sharded_tables(config: &shard_config::Config) -> anyhow::Result<()> {
-    let map = config.shard_map();
-    let names: Vec<&str> = map.tables().map(|(n, _)| n).collect();
-    if !names.is_empty() {
-        anyhow::bail!(
-            "tables {} are sharded or broadcast in the config, but this version of shardgate \
-             does not route by sharding key yet; remove their [tables] sections to use it \
-             as a read/write-splitting proxy",
-            names.join(", ")
-        );
-    }
-    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -1,5 +1,7 @@
 //! Running client statements on servers: routing, forwarding, session state.
 
+mod gather;
+pub mod routing;
 pub mod session;
 pub mod settings;
 pub mod slot;

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use sql_rewrite::{classify, SessionEffect, Target};
+use sql_rewrite::route::{preview, Route};
+use sql_rewrite::{classify, Classification, SessionEffect, Target, TxnEffect};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::gather::Gather;
 use super::settings::Settings;
 use super::slot::{Kind, ParseUndo, Pending, Slot, Statement};
 use crate::backend::{Role, Server};
@@ -78,6 +80,45 @@ pub struct Session {
     cancel: Arc<cancel::Slot>,
     /// The server pid the cancel slot points at.
     cancel_pid: i32,
+    /// A `BEGIN` answered by the proxy and not yet sent: it goes to the
+    /// shard of the transaction's first statement.
+    deferred_begin: Option<DeferredBegin>,
+    /// A statement running on several shards.
+    gather: Option<Gather>,
+    /// The shard the waiting batch's Binds route to (`None`: any).
+    batch_shard: Option<usize>,
+    /// The waiting batch cannot run: refuse it with this message.
+    batch_refusal: Option<String>,
+}
+
+/// A transaction the client opened and the proxy has not placed yet.
+struct DeferredBegin {
+    /// The client's BEGIN.
+    frame: Frame,
+    /// Replica for `BEGIN READ ONLY`, else primary.
+    target: Target,
+    /// A statement of it was refused: only COMMIT/ROLLBACK are accepted.
+    failed: bool,
+}
+
+/// Why cross-shard transactions are refused.
+const CROSS_SHARD_TXN: &str = "a transaction whose statements go to different shards is not supported yet (cross-shard transactions come with the distributed-transaction work): keep each transaction on one shard";
+
+/// `true` for a text of exactly one statement (no `;` but a trailing one).
+fn single_statement(sql: &str) -> bool {
+    !sql.trim().trim_end_matches(';').contains(';')
+}
+
+/// The SQL after `SHOW ROUTE`, if that is the statement.
+fn show_route(sql: &str) -> Option<&str> {
+    let t = sql.trim_start();
+    let head = t.get(..10)?;
+    if !head.eq_ignore_ascii_case("show route") {
+        return None;
+    }
+    let rest = t.get(10..)?;
+    rest.starts_with(char::is_whitespace)
+        .then(|| rest.trim().trim_end_matches(';').trim())
 }
 
 /// Whether a server in `role` may run work for `target`.
@@ -114,6 +155,10 @@ impl Session {
             rr: rand::random::<usize>() % 1024,
             cancel,
             cancel_pid: 0,
+            deferred_begin: None,
+            gather: None,
+            batch_shard: None,
+            batch_refusal: None,
         }
     }
 
@@ -224,6 +269,9 @@ impl Session {
     }
 
     async fn client_frame(&mut self, f: &Frame) -> Result<Flow, End> {
+        if self.gather.is_some() && f.tag != b'X' {
+            return Ok(Flow::Wait);
+        }
         if self.skip_to_sync {
             if f.tag == b'S' {
                 self.skip_to_sync = false;
@@ -241,20 +289,76 @@ impl Session {
                     }
                 }
                 let sql = messages::query_text(f)?;
+                if let Some(inner) = show_route(sql) {
+                    if self.pinned.is_some() {
+                        return Ok(Flow::Wait);
+                    }
+                    self.show_route(inner);
+                    return Ok(Flow::Next);
+                }
                 let class = classify(sql, &self.ctx.config.proxy.write_functions);
-                let target = self.effective(class.target);
-                let Some(idx) = self.target_slot(target).await? else {
+                let mut target = self.effective(class.target);
+                let mut shard = self.ctx.routing.default_shard();
+                let mut rewritten = None;
+                if self.ctx.routing.sharded {
+                    if let Some(flow) = self.lazy_transaction(f, sql, &class) {
+                        return Ok(flow);
+                    }
+                    if let Some(b) = &self.deferred_begin {
+                        if b.target == Target::Primary {
+                            target = Target::Primary;
+                        }
+                    }
+                    let plan = self.ctx.routing.plan(sql);
+                    if plan.is_default() {
+                        // no sharded table: inside a transaction it stays with it
+                        if let Some(p) = self.pinned.filter(|&p| self.slots[p].status != b'I') {
+                            shard = self.slots[p].shard;
+                        }
+                    } else {
+                        let ctx = self.ctx.clone();
+                        let route = ctx
+                            .routing
+                            .with_topology(|t| plan.bind(t, &[], &mut || ctx.routing.next_id()));
+                        match route {
+                            Err(r) => return Ok(self.refuse(&r.message)),
+                            Ok(route) if route.shards.len() > 1 => {
+                                return self.scatter(f, route, target).await
+                            }
+                            Ok(mut route) => {
+                                if let Some(s) = route.shards.pop() {
+                                    shard = s.shard;
+                                    rewritten = s.sql;
+                                }
+                            }
+                        }
+                    }
+                }
+                if let Some(flow) = self.cross_shard(shard) {
+                    return Ok(flow);
+                }
+                let Some(idx) = self.target_slot(target, shard).await? else {
                     return Ok(self.pinned.map_or(Flow::Next, |_| Flow::Wait));
                 };
+                self.send_deferred_begin(idx);
                 let slot = &mut self.slots[idx];
                 slot.prepared.remove(&b""[..]);
                 let mut p = Pending::new(Kind::Query, false);
                 p.effects = class.session;
-                slot.send(f, Some(p));
+                match rewritten {
+                    Some(sql) => {
+                        messages::query(&mut slot.out, &sql);
+                        slot.pending.push_back(p);
+                    }
+                    None => slot.send(f, Some(p)),
+                }
                 self.pin(idx, false);
             }
             b'F' => {
-                let Some(idx) = self.target_slot(Target::Primary).await? else {
+                let shard = self
+                    .pinned
+                    .map_or(self.ctx.routing.default_shard(), |p| self.slots[p].shard);
+                let Some(idx) = self.target_slot(Target::Primary, shard).await? else {
                     return Ok(self.pinned.map_or(Flow::Next, |_| Flow::Wait));
                 };
                 self.slots[idx].send(f, Some(Pending::new(Kind::FunctionCall, false)));
@@ -265,14 +369,38 @@ impl Session {
                     b'P' => Some(self.statement(f)?),
                     _ => None,
                 };
+                let bound = match f.tag {
+                    b'B' if self.ctx.routing.sharded => self.bind_shard(f)?,
+                    _ => None,
+                };
                 if self.open_batch {
                     if let Some(p) = self.pinned {
-                        self.extended(p, f, stmt)?;
+                        match bound {
+                            Some(Err(msg)) => self.refuse_in_batch(p, &msg),
+                            Some(Ok(s)) if s != self.slots[p].shard => {
+                                self.refuse_in_batch(p, "an extended-protocol batch (messages up to Sync) whose statements go to different shards is not supported: send a Sync after each statement")
+                            }
+                            _ => self.extended(p, f, stmt)?,
+                        }
                         return Ok(Flow::Next);
                     }
                 }
                 if self.batch_target == Target::Replica {
                     self.batch_target = self.frame_target(f, stmt.as_ref())?;
+                }
+                match bound {
+                    Some(Err(msg)) => {
+                        self.batch_refusal.get_or_insert(msg);
+                    }
+                    Some(Ok(s)) => match self.batch_shard {
+                        Some(b) if b != s => {
+                            self.batch_refusal.get_or_insert_with(|| {
+                                "an extended-protocol batch (messages up to Sync) whose statements go to different shards is not supported: send a Sync after each statement".to_string()
+                            });
+                        }
+                        _ => self.batch_shard = Some(s),
+                    },
+                    None => {}
                 }
                 self.batch.push((f.clone(), stmt));
                 if matches!(f.tag, b'B' | b'D' | b'E' | b'S' | b'H') {
@@ -293,9 +421,11 @@ impl Session {
     /// A client's Parse as a registry entry, classified once.
     fn statement(&self, f: &Frame) -> Result<Arc<Statement>, End> {
         let p = Parse::read(f)?;
+        let routing = &self.ctx.routing;
         Ok(Arc::new(Statement {
             parse: f.clone(),
             class: classify(p.query, &self.ctx.config.proxy.write_functions),
+            plan: routing.sharded.then(|| routing.plan(p.query)),
         }))
     }
 
@@ -346,7 +476,7 @@ impl Session {
     /// The slot for a new unit of work: the pinned one if it can take it,
     /// else a fresh choice. `Ok(None)`: wait for the pinned slot to drain
     /// (when something is pinned), or an error was sent to the client.
-    async fn target_slot(&mut self, target: Target) -> Result<Option<usize>, End> {
+    async fn target_slot(&mut self, target: Target, shard: usize) -> Result<Option<usize>, End> {
         if self.txn_lost {
             self.txn_lost = false;
             messages::error_response(
@@ -365,12 +495,15 @@ impl Session {
         }
         if let Some(p) = self.pinned {
             let s = &self.slots[p];
-            if self.open_batch || s.status != b'I' || satisfies(s.server.role, target) {
+            if self.open_batch
+                || s.status != b'I'
+                || (satisfies(s.server.role, target) && s.shard == shard)
+            {
                 return Ok(Some(p));
             }
             return Ok(None);
         }
-        match self.acquire(target).await {
+        match self.acquire(target, shard).await {
             Some(i) => Ok(Some(i)),
             None => {
                 if self.batch.is_empty() || self.batch.iter().any(|(f, _)| f.tag == b'S') {
@@ -388,14 +521,37 @@ impl Session {
     async fn route_batch(&mut self) -> Result<(), End> {
         let target = self.batch_target;
         let had_pin = self.pinned.is_some();
-        let Some(idx) = self.target_slot(target).await? else {
+        if let Some(msg) = self.batch_refusal.take() {
+            return self.refuse_batch(msg);
+        }
+        let shard = match (self.batch_shard, self.pinned) {
+            (Some(s), _) => s,
+            (None, Some(p)) => self.slots[p].shard,
+            (None, None) => self.ctx.routing.default_shard(),
+        };
+        if self.batch_shard.is_some() {
+            if let Some(flow) = self.cross_shard(shard) {
+                if matches!(flow, Flow::Next) {
+                    // refused in-band on the pinned server: the batch is dropped
+                    self.batch.clear();
+                    self.batch_shard = None;
+                    self.batch_target = Target::Replica;
+                    self.open_batch = true;
+                    return Ok(());
+                }
+            }
+        }
+        let Some(idx) = self.target_slot(target, shard).await? else {
             self.batch_waiting = had_pin && !self.batch.is_empty();
             if !self.batch_waiting {
                 self.batch_target = Target::Replica;
+                self.batch_shard = None;
             }
             return Ok(());
         };
         self.batch_waiting = false;
+        self.batch_shard = None;
+        self.send_deferred_begin(idx);
         self.pin(idx, true);
         let mut batch = std::mem::take(&mut self.batch);
         self.batch_target = Target::Replica;
@@ -409,22 +565,26 @@ impl Session {
 
     /// Chooses a server for `target` and checks out a connection if the
     /// client holds none there; sends an error to the client on failure.
-    async fn acquire(&mut self, target: Target) -> Option<usize> {
+    async fn acquire(&mut self, target: Target, index: usize) -> Option<usize> {
         let ctx = self.ctx.clone();
-        let shard = ctx.servers.default_shard();
+        let shard = ctx
+            .servers
+            .shards
+            .get(index)
+            .unwrap_or(ctx.servers.default_shard());
         if target == Target::Replica {
             let n = shard.replicas.len();
             self.rr = self.rr.wrapping_add(1);
             for k in 0..n {
                 let r = &shard.replicas[(self.rr + k) % n];
                 if r.is_up() {
-                    if let Ok(i) = self.use_server(r).await {
+                    if let Ok(i) = self.use_server(r, index).await {
                         return Some(i);
                     }
                 }
             }
         }
-        match self.use_server(&shard.primary).await {
+        match self.use_server(&shard.primary, index).await {
             Ok(i) => Some(i),
             Err(e) => {
                 messages::error_response(
@@ -439,7 +599,7 @@ impl Session {
     }
 
     /// The client's slot on `server`, checked out now if it has none.
-    async fn use_server(&mut self, server: &Arc<Server>) -> Result<usize, String> {
+    async fn use_server(&mut self, server: &Arc<Server>, shard: usize) -> Result<usize, String> {
         let i = match self
             .slots
             .iter()
@@ -451,7 +611,7 @@ impl Session {
                     .checkout()
                     .await
                     .inspect_err(|e| tracing::warn!("{e}"))?;
-                self.slots.push(Slot::new(server.clone(), conn));
+                self.slots.push(Slot::new(server.clone(), shard, conn));
                 self.slots.len() - 1
             }
         };
@@ -599,7 +759,11 @@ impl Session {
                 return Ok(());
             }
         }
-        if self.pinned == Some(idx) && !self.open_batch && self.slots[idx].idle() {
+        if self.pinned == Some(idx)
+            && !self.open_batch
+            && self.gather.is_none()
+            && self.slots.get(idx).is_some_and(Slot::idle)
+        {
             self.pinned = None;
         }
         Ok(())
@@ -607,6 +771,9 @@ impl Session {
 
     /// Relays or swallows one server frame and keeps the books.
     fn server_frame(&mut self, idx: usize, f: Frame) -> Result<(), Malformed> {
+        if self.gather.is_some() && self.slots[idx].pending.front().is_some_and(|p| p.gather) {
+            return self.gather_frame(idx, f);
+        }
         let slot = &mut self.slots[idx];
         let swallow = slot.pending.front().is_some_and(|p| p.swallow);
         let front = slot.pending.front().map(|p| p.kind);
@@ -771,7 +938,28 @@ impl Session {
         }
         // only the client's own messages deserve an answer
         let waiting = slot.pending.iter().any(|p| !p.swallow);
-        if waiting {
+        let gathered = slot.pending.iter().any(|p| p.gather);
+        if gathered {
+            if let Some(mut g) = self.gather.take() {
+                g.remaining = g.remaining.saturating_sub(1);
+                if g.error.is_none() {
+                    let mut e = BytesMut::new();
+                    messages::error_response(
+                        &mut e,
+                        Severity::Error,
+                        "08006",
+                        &format!("server connection lost: {why}"),
+                    );
+                    g.error = Some(e.freeze());
+                }
+                if g.remaining == 0 {
+                    g.finish(&mut self.cout);
+                    self.pinned = None;
+                } else {
+                    self.gather = Some(g);
+                }
+            }
+        } else if waiting {
             if !slot.fatal_seen {
                 messages::error_response(
                     &mut self.cout,
@@ -792,6 +980,282 @@ impl Session {
         } else if slot.status != b'I' {
             self.txn_lost = true;
         }
+    }
+
+    /// Holds back a lone `BEGIN` (answered by the proxy) until the
+    /// transaction's first statement says which shard it belongs to, and
+    /// answers COMMIT/ROLLBACK of a transaction that never reached a server.
+    fn lazy_transaction(&mut self, f: &Frame, sql: &str, class: &Classification) -> Option<Flow> {
+        let txn = class.txn?;
+        if !single_statement(sql) {
+            return None;
+        }
+        match txn {
+            TxnEffect::Begin { read_only } if self.pinned.is_none() => {
+                if self.deferred_begin.is_some() {
+                    return None; // the server would warn; let it not matter
+                }
+                self.deferred_begin = Some(DeferredBegin {
+                    frame: f.clone(),
+                    target: if read_only {
+                        Target::Replica
+                    } else {
+                        Target::Primary
+                    },
+                    failed: false,
+                });
+                messages::command_complete(&mut self.cout, "BEGIN");
+                messages::ready_for_query(&mut self.cout, b'T');
+                Some(Flow::Next)
+            }
+            TxnEffect::Commit | TxnEffect::Rollback => {
+                let b = self.deferred_begin.take()?;
+                let tag = if b.failed || txn == TxnEffect::Rollback {
+                    "ROLLBACK"
+                } else {
+                    "COMMIT"
+                };
+                messages::command_complete(&mut self.cout, tag);
+                messages::ready_for_query(&mut self.cout, b'I');
+                Some(Flow::Next)
+            }
+            _ => None,
+        }
+    }
+
+    /// Sends a held-back BEGIN to the slot that got the transaction.
+    fn send_deferred_begin(&mut self, idx: usize) {
+        if let Some(b) = self.deferred_begin.take() {
+            self.slots[idx].send(&b.frame, Some(Pending::new(Kind::Query, true)));
+        }
+    }
+
+    /// The refusal when the open transaction lives on another shard than
+    /// `shard` (`Some(Flow::Next)`: refused), or `Some(Flow::Wait)` while
+    /// the pinned server is still busy with another shard's statement.
+    fn cross_shard(&mut self, shard: usize) -> Option<Flow> {
+        let p = self.pinned?;
+        let s = &self.slots[p];
+        if s.shard == shard {
+            return None;
+        }
+        if s.status != b'I' || self.open_batch {
+            return Some(self.refuse(CROSS_SHARD_TXN));
+        }
+        None
+    }
+
+    /// Refuses a simple-protocol statement with 0A000: in-band on the pinned
+    /// server when there is one (so that an open transaction fails there, as
+    /// it would on one server), else answered by the proxy.
+    fn refuse(&mut self, message: &str) -> Flow {
+        if let Some(p) = self.pinned {
+            let slot = &mut self.slots[p];
+            messages::query(&mut slot.out, &raise_sql(message));
+            slot.pending.push_back(Pending::new(Kind::Query, false));
+            return Flow::Next;
+        }
+        messages::error_response(&mut self.cout, Severity::Error, "0A000", message);
+        let status = match &mut self.deferred_begin {
+            Some(b) => {
+                b.failed = true;
+                b'E'
+            }
+            None => b'I',
+        };
+        messages::ready_for_query(&mut self.cout, status);
+        Flow::Next
+    }
+
+    /// Refuses an extended-protocol statement inside a batch already running
+    /// on slot `p`: the server raises the error in order, then skips to Sync.
+    fn refuse_in_batch(&mut self, p: usize, message: &str) {
+        let slot = &mut self.slots[p];
+        messages::parse_bind_execute(&mut slot.out, &raise_sql(message));
+        slot.pending.push_back(Pending::new(Kind::Parse, true));
+        slot.pending.push_back(Pending::new(Kind::Bind, true));
+        slot.pending.push_back(Pending::new(Kind::Execute, false));
+        slot.prepared.remove(&b""[..]);
+    }
+
+    /// Refuses a waiting batch that has not reached any server.
+    fn refuse_batch(&mut self, message: String) -> Result<(), End> {
+        self.batch_shard = None;
+        self.batch_target = Target::Replica;
+        self.batch_waiting = false;
+        if let Some(p) = self.pinned {
+            // a transaction (or a busy server): fail it there, in order
+            self.batch.retain(|(f, _)| f.tag == b'S');
+            self.refuse_in_batch(p, &message);
+            let synced = !self.batch.is_empty();
+            for (f, _) in std::mem::take(&mut self.batch) {
+                self.slots[p].send(&f, Some(Pending::new(Kind::Sync, false)));
+            }
+            self.open_batch = !synced;
+            return Ok(());
+        }
+        messages::error_response(&mut self.cout, Severity::Error, "0A000", &message);
+        if self.batch.iter().any(|(f, _)| f.tag == b'S') {
+            messages::ready_for_query(&mut self.cout, b'I');
+        } else {
+            self.skip_to_sync = true;
+        }
+        self.batch.clear();
+        Ok(())
+    }
+
+    /// The shard a Bind routes to, or the refusal; `None` when its statement
+    /// names no sharded table (it goes wherever the batch goes).
+    fn bind_shard(&self, f: &Frame) -> Result<Option<Result<usize, String>>, End> {
+        let b = Bind::read(f)?;
+        let in_batch = self.batch.iter().rev().find_map(|(bf, s)| {
+            let s = s.as_ref()?;
+            (Parse::read(bf).ok()?.name == b.statement).then_some(s)
+        });
+        let Some(stmt) = in_batch.or_else(|| self.statements.get(b.statement)) else {
+            return Ok(None);
+        };
+        let Some(plan) = stmt.plan.as_ref().filter(|p| !p.is_default()) else {
+            return Ok(None);
+        };
+        let params = messages::bind_params(f)?;
+        let ctx = &self.ctx;
+        let route = ctx
+            .routing
+            .with_topology(|t| plan.bind(t, &params, &mut || ctx.routing.next_id()));
+        Ok(Some(match route {
+            Err(r) => Err(r.message),
+            Ok(route) => match route.single_unchanged() {
+                Some(s) => Ok(s),
+                None => Err(if route.shards.len() > 1 {
+                    "a prepared statement that runs on several shards is not supported yet in the extended protocol: send it as a simple query, or restrict it to one shard's keys".to_string()
+                } else {
+                    "a prepared statement that shardgate must rewrite (generated key columns, interval tables) is not supported yet in the extended protocol: send it as a simple query".to_string()
+                }),
+            },
+        }))
+    }
+
+    /// Runs a simple-protocol statement on several shards and merges the answers.
+    async fn scatter(&mut self, f: &Frame, route: Route, target: Target) -> Result<Flow, End> {
+        if let Some(p) = self.pinned {
+            if self.open_batch || self.slots[p].status != b'I' {
+                return Ok(self.refuse(CROSS_SHARD_TXN));
+            }
+            return Ok(Flow::Wait);
+        }
+        if self.deferred_begin.is_some() {
+            return Ok(self.refuse(CROSS_SHARD_TXN));
+        }
+        let mut idxs = Vec::with_capacity(route.shards.len());
+        for s in &route.shards {
+            match self.acquire(target, s.shard).await {
+                Some(i) => idxs.push(i),
+                None => {
+                    messages::ready_for_query(&mut self.cout, b'I');
+                    return Ok(Flow::Next);
+                }
+            }
+        }
+        for (&i, s) in idxs.iter().zip(&route.shards) {
+            let slot = &mut self.slots[i];
+            slot.prepared.remove(&b""[..]);
+            let mut p = Pending::new(Kind::Query, false);
+            p.gather = true;
+            match &s.sql {
+                Some(sql) => {
+                    messages::query(&mut slot.out, sql);
+                    slot.pending.push_back(p);
+                }
+                None => slot.send(f, Some(p)),
+            }
+        }
+        self.gather = Some(Gather::new(idxs.len()));
+        if let Some(&first) = idxs.first() {
+            self.pin(first, false);
+        }
+        Ok(Flow::Next)
+    }
+
+    /// One frame of a shard's answer to a scattered statement.
+    fn gather_frame(&mut self, idx: usize, f: Frame) -> Result<(), Malformed> {
+        let Some(g) = self.gather.as_mut() else {
+            return Ok(());
+        };
+        let slot = &mut self.slots[idx];
+        match f.tag {
+            b'T' => {
+                if !g.described {
+                    g.described = true;
+                    self.cout.extend_from_slice(&f.bytes);
+                }
+            }
+            b'D' => self.cout.extend_from_slice(&f.bytes),
+            b'C' => g.add_tag(messages::command_tag(&f)?),
+            b'E' => {
+                if is_fatal(&f) {
+                    slot.fatal_seen = true;
+                }
+                if g.error.is_none() {
+                    g.error = Some(f.bytes.clone());
+                }
+            }
+            b'I' => {}
+            b'Z' => {
+                slot.status = messages::ready_status(&f)?;
+                slot.pending.pop_front();
+                slot.portals.clear();
+                g.remaining = g.remaining.saturating_sub(1);
+                if g.remaining == 0 {
+                    if let Some(g) = self.gather.take() {
+                        g.finish(&mut self.cout);
+                    }
+                    self.pinned = None;
+                }
+            }
+            _ => self.cout.extend_from_slice(&f.bytes),
+        }
+        Ok(())
+    }
+
+    /// Answers `SHOW ROUTE <sql>`: one row per target shard.
+    fn show_route(&mut self, sql: &str) {
+        let ctx = self.ctx.clone();
+        let read_from_primary = ctx.config.routing.read_from == shard_config::ReadFrom::Primary;
+        let rows = ctx.routing.with_topology(|t| {
+            preview(
+                sql,
+                t,
+                &ctx.config.proxy.write_functions,
+                &[],
+                read_from_primary,
+                &mut || ctx.routing.next_id(),
+            )
+        });
+        match rows {
+            Err(r) => messages::error_response(
+                &mut self.cout,
+                Severity::Error,
+                "0A000",
+                &format!("SHOW ROUTE: refused: {}", r.message),
+            ),
+            Ok(rows) => {
+                messages::row_description(&mut self.cout, &["shard", "role", "sql"]);
+                for r in &rows {
+                    messages::data_row(
+                        &mut self.cout,
+                        &[Some(&r.shard), Some(r.role), Some(&r.sql)],
+                    );
+                }
+                messages::command_complete(&mut self.cout, &format!("SHOW {}", rows.len()));
+            }
+        }
+        let status = if self.deferred_begin.is_some() {
+            b'T'
+        } else {
+            b'I'
+        };
+        messages::ready_for_query(&mut self.cout, status);
     }
 
     /// Returns every server connection: clean ones to the pool, others closed.
@@ -821,6 +1285,14 @@ impl Session {
             }
         }
     }
+}
+
+/// A statement that makes the server raise `message` with SQLSTATE 0A000.
+fn raise_sql(message: &str) -> String {
+    let text = message.replace('$', "").replace('\'', "''");
+    format!(
+        "DO $shardgate$ BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = '{text}'; END $shardgate$"
+    )
 }
 
 /// True for an ErrorResponse with severity FATAL or PANIC.

@@ -5,6 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use sql_rewrite::route::Plan;
 use sql_rewrite::{Classification, SessionEffect};
 
 use crate::backend::{Pooled, Server};
@@ -18,6 +19,8 @@ pub struct Statement {
     pub parse: Frame,
     /// Its classification.
     pub class: Classification,
+    /// Its route plan (`None` when no table is sharded).
+    pub plan: Option<Arc<Plan>>,
 }
 
 /// What a message sent to a server will be answered with.
@@ -72,6 +75,8 @@ pub struct Pending {
     pub effects: Vec<SessionEffect>,
     /// For Parse: how to undo the optimistic registration.
     pub undo: Option<ParseUndo>,
+    /// One of several shards' answers to one statement, merged by the session.
+    pub gather: bool,
 }
 
 impl Pending {
@@ -83,6 +88,7 @@ impl Pending {
             errored: false,
             effects: Vec::new(),
             undo: None,
+            gather: false,
         }
     }
 }
@@ -91,6 +97,8 @@ impl Pending {
 pub struct Slot {
     /// The server.
     pub server: Arc<Server>,
+    /// Index of the server's shard.
+    pub shard: usize,
     /// The connection.
     pub conn: Pooled,
     /// Bytes to send.
@@ -115,9 +123,10 @@ pub struct Slot {
 
 impl Slot {
     /// Wraps a fresh checkout.
-    pub fn new(server: Arc<Server>, conn: Pooled) -> Self {
+    pub fn new(server: Arc<Server>, shard: usize, conn: Pooled) -> Self {
         Self {
             server,
+            shard,
             conn,
             out: BytesMut::with_capacity(8 * 1024),
             pending: VecDeque::new(),

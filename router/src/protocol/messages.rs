@@ -153,6 +153,47 @@ impl<'a> Bind<'a> {
     }
 }
 
+/// The parameter values of a `Bind` frame with their formats (text unless
+/// the format codes say binary), for routing by key.
+pub fn bind_params(f: &Frame) -> Result<Vec<sql_rewrite::route::Param<'_>>, Malformed> {
+    let mut r = Reader::new(f.body(), "Bind");
+    r.cstr()?;
+    r.cstr()?;
+    let nfmt = r.i16()?;
+    if nfmt < 0 {
+        return Err(r.err());
+    }
+    let formats = r.take(nfmt as usize * 2)?;
+    let nparams = r.i16()?;
+    if nparams < 0 {
+        return Err(r.err());
+    }
+    let binary = |i: usize| -> bool {
+        let at = match nfmt {
+            0 => return false,
+            1 => 0,
+            _ => i * 2,
+        };
+        formats.get(at..at + 2) == Some(&[0, 1][..])
+    };
+    let mut out = Vec::with_capacity(nparams as usize);
+    for i in 0..nparams as usize {
+        let len = r.i32()?;
+        let value = if len >= 0 {
+            Some(r.take(len as usize)?)
+        } else if len == -1 {
+            None
+        } else {
+            return Err(r.err());
+        };
+        out.push(sql_rewrite::route::Param {
+            value,
+            binary: binary(i),
+        });
+    }
+    Ok(out)
+}
+
 /// The target of a `Describe` or `Close`: a statement (`S`) or portal (`P`).
 #[derive(Debug, Clone)]
 pub struct Target<'a> {
@@ -291,6 +332,66 @@ pub fn backend_key_data(buf: &mut BytesMut, pid: i32, secret: i32) {
 pub fn query(buf: &mut BytesMut, sql: &str) {
     let at = begin(buf, b'Q');
     put_cstr(buf, sql.as_bytes());
+    finish(buf, at);
+}
+
+/// Appends a `RowDescription` of text columns named `names`.
+pub fn row_description(buf: &mut BytesMut, names: &[&str]) {
+    let at = begin(buf, b'T');
+    buf.put_i16(i16::try_from(names.len()).unwrap_or(i16::MAX));
+    for n in names {
+        put_cstr(buf, n.as_bytes());
+        buf.put_i32(0); // table oid
+        buf.put_i16(0); // column number
+        buf.put_i32(25); // text
+        buf.put_i16(-1);
+        buf.put_i32(-1);
+        buf.put_i16(0); // text format
+    }
+    finish(buf, at);
+}
+
+/// Appends a `DataRow` of text values.
+pub fn data_row(buf: &mut BytesMut, values: &[Option<&str>]) {
+    let at = begin(buf, b'D');
+    buf.put_i16(i16::try_from(values.len()).unwrap_or(i16::MAX));
+    for v in values {
+        match v {
+            Some(v) => {
+                buf.put_i32(i32::try_from(v.len()).unwrap_or(i32::MAX));
+                buf.put_slice(v.as_bytes());
+            }
+            None => buf.put_i32(-1),
+        }
+    }
+    finish(buf, at);
+}
+
+/// Appends a `CommandComplete` with `tag`.
+pub fn command_complete(buf: &mut BytesMut, tag: &str) {
+    let at = begin(buf, b'C');
+    put_cstr(buf, tag.as_bytes());
+    finish(buf, at);
+}
+
+/// Appends an extended-protocol `Parse` (no parameter types), `Bind` (no
+/// parameters) and `Execute` of `sql` on the unnamed statement and portal.
+pub fn parse_bind_execute(buf: &mut BytesMut, sql: &str) {
+    let at = begin(buf, b'P');
+    put_cstr(buf, b"");
+    put_cstr(buf, sql.as_bytes());
+    buf.put_i16(0);
+    finish(buf, at);
+    let at = begin(buf, b'B');
+    put_cstr(buf, b"");
+    put_cstr(buf, b"");
+    buf.put_i16(0);
+    buf.put_i16(0);
+    buf.put_i16(0);
+    finish(buf, at);
+    let at = begin(buf, b'E');
+    put_cstr(buf, b"");
+    buf.put_i32(0);
     finish(buf, at);
 }
 

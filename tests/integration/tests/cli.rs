@@ -177,19 +177,64 @@ fn sigint(pid: u32) {
 }
 
 #[test]
-fn serve_refuses_sharded_tables_until_key_routing_exists() {
-    let dir = std::env::temp_dir().join(format!("sg-sharded-{}", std::process::id()));
+fn route_prints_the_plan_of_one_statement_offline() {
+    let dir = std::env::temp_dir().join(format!("sg-route-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("sharded.toml");
     std::fs::write(
         &cfg,
-        "[[users]]\nname = \"shop\"\npassword = \"shop\"\n\n[backend]\nuser = \"shop\"\ndatabase = \"shop\"\n\n[[shards]]\nname = \"s0\"\nprimary = \"127.0.0.1:5999\"\n\n[tables.users]\nsharding_key = \"id\"\n",
+        "[[users]]\nname = \"shop\"\npassword = \"shop\"\n\n[backend]\nuser = \"shop\"\ndatabase = \"shop\"\n\n\
+         [[shards]]\nname = \"s0\"\nprimary = \"127.0.0.1:5999\"\n\n[[shards]]\nname = \"s1\"\nprimary = \"127.0.0.1:5998\"\n\n\
+         [tables.users]\nsharding_key = \"id\"\n",
     )
     .unwrap();
     let bin = shardgate_bin().expect("binary");
-    let out = run_cmd(&bin, &["serve", "--config", cfg.to_str().unwrap()], &[]).unwrap();
+    let config = cfg.to_str().unwrap();
+    // 42 hashes to slot 610 of 1024: the second half, s1.
+    let out = run_cmd(
+        &bin,
+        &[
+            "route",
+            "--config",
+            config,
+            "SELECT * FROM users WHERE id = $1",
+            "--param",
+            "42",
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "replica s1: SELECT * FROM users WHERE id = $1\n"
+    );
+    let out = run_cmd(
+        &bin,
+        &[
+            "route",
+            "--config",
+            config,
+            "INSERT INTO users (id, v) VALUES (3, 'a'), (42, 'b')",
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "primary s0: INSERT INTO users (id, v) VALUES (3, 'a')\nprimary s1: INSERT INTO users (id, v) VALUES (42, 'b')\n"
+    );
+    let out = run_cmd(
+        &bin,
+        &["route", "--config", config, "SELECT count(*) FROM users"],
+        &[],
+    )
+    .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("tables users are sharded"), "{err}");
+    assert!(
+        err.contains("refused (SQLSTATE 0A000): aggregate function across shards"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

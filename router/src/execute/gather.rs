@@ -1,0 +1,96 @@
+//! Answers of several shards to one statement, merged into one answer for
+//! the client: the first RowDescription, every DataRow, one CommandComplete
+//! with the summed count (or the first error), one ReadyForQuery.
+
+use bytes::{Bytes, BytesMut};
+
+use crate::protocol::messages;
+
+/// A statement running on several shards.
+#[derive(Debug)]
+pub struct Gather {
+    /// Shards that have not sent ReadyForQuery yet.
+    pub remaining: usize,
+    /// A RowDescription went to the client.
+    pub described: bool,
+    /// Command tag without its count (`SELECT`, `INSERT 0`, `UPDATE`).
+    prefix: Option<String>,
+    /// Summed row count.
+    count: u64,
+    /// The first error, sent instead of CommandComplete.
+    pub error: Option<Bytes>,
+}
+
+impl Gather {
+    /// Waits for `shards` answers.
+    pub fn new(shards: usize) -> Self {
+        Self {
+            remaining: shards,
+            described: false,
+            prefix: None,
+            count: 0,
+            error: None,
+        }
+    }
+
+    /// Adds one shard's CommandComplete tag.
+    pub fn add_tag(&mut self, tag: &[u8]) {
+        let tag = String::from_utf8_lossy(tag);
+        match tag.rsplit_once(' ') {
+            Some((prefix, n)) if n.parse::<u64>().is_ok() => {
+                self.count += n.parse::<u64>().unwrap_or(0);
+                self.prefix.get_or_insert_with(|| prefix.to_string());
+            }
+            _ => {
+                self.prefix.get_or_insert_with(|| tag.to_string());
+            }
+        }
+    }
+
+    /// Writes the merged end of the answer to the client.
+    pub fn finish(self, out: &mut BytesMut) {
+        match self.error {
+            Some(e) => out.extend_from_slice(&e),
+            None => {
+                if let Some(prefix) = self.prefix {
+                    let tag = if prefix.starts_with("SELECT")
+                        || prefix.starts_with("INSERT")
+                        || prefix.starts_with("UPDATE")
+                        || prefix.starts_with("DELETE")
+                        || prefix.starts_with("MERGE")
+                        || prefix.starts_with("COPY")
+                        || prefix.starts_with("FETCH")
+                        || prefix.starts_with("MOVE")
+                    {
+                        format!("{prefix} {}", self.count)
+                    } else {
+                        prefix
+                    };
+                    messages::command_complete(out, &tag);
+                }
+            }
+        }
+        messages::ready_for_query(out, b'I');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_summed() {
+        let mut g = Gather::new(2);
+        g.add_tag(b"INSERT 0 2");
+        g.add_tag(b"INSERT 0 3");
+        let mut out = BytesMut::new();
+        g.finish(&mut out);
+        assert_eq!(&out[..], b"C\0\0\0\x0fINSERT 0 5\0Z\0\0\0\x05I");
+        let mut g = Gather::new(2);
+        g.add_tag(b"CREATE TABLE");
+        g.add_tag(b"CREATE TABLE");
+        let mut out = BytesMut::new();
+        g.finish(&mut out);
+        assert!(out.starts_with(b"C\0\0\0\x11CREATE TABLE\0"));
+    }
+}

@@ -1,0 +1,445 @@
+//! INSERT: rows to the shards owning their keys (a multi-row VALUES split per
+//! shard), generated key columns filled with snowflake ids, INSERT … SELECT
+//! only when it stays on one shard, broadcast tables written everywhere.
+
+use std::collections::BTreeMap;
+
+use shard_config::{KeyType, TableRule};
+use sqlparser::ast::{
+    Expr, Ident, Insert, ObjectName, ObjectNamePart, SelectItem, SetExpr, Statement,
+    TableAliasWithoutColumns, TableObject, Value,
+};
+
+use super::refusal::Refusal;
+use super::rewrite::renumber_params;
+use super::scope::{column, Placement};
+use super::values::{convert, Converted};
+use super::{display_key, place, Analysed, Param, Route, ShardStatement, Topology};
+use crate::keys::{folded, object_names, value_of, KeyValueExpr};
+
+/// What an INSERT needs at Bind.
+#[derive(Debug, Clone)]
+pub struct InsertPlan {
+    table: String,
+    target: Target,
+    /// A generated column the INSERT omits: it is added with fresh ids.
+    generate: Option<String>,
+    /// Each VALUES row's key (sharded targets), or `None` for INSERT … SELECT.
+    row_keys: Option<Vec<KeyValueExpr>>,
+    /// INSERT … SELECT into a sharded table: the selected key (a value, or
+    /// the key column of a co-located source table).
+    select_key: Option<SelectKey>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    Sharded,
+    Broadcast,
+    /// Unsharded or an interval table: one home shard.
+    Home(usize),
+}
+
+#[derive(Debug, Clone)]
+enum SelectKey {
+    Value(KeyValueExpr),
+    CoLocated,
+}
+
+/// Analyses an INSERT whose target or source names a mapped table.
+pub fn analyse(ins: &Insert, topo: &Topology<'_>) -> Result<Option<InsertPlan>, Refusal> {
+    let TableObject::TableName(name) = &ins.table else {
+        return Ok(None);
+    };
+    let Some(table) = object_names(name).first().cloned() else {
+        return Ok(None);
+    };
+    let target = match topo.map.table(&table) {
+        Some(TableRule::Broadcast) => Target::Broadcast,
+        Some(_) => Target::Sharded,
+        None => match topo.map.physical_table(&table) {
+            Some((_, shard)) => Target::Home(shard),
+            None => Target::Home(topo.default_shard),
+        },
+    };
+    let columns: Vec<String> = ins
+        .columns
+        .iter()
+        .filter_map(|c| object_names(c).first().cloned())
+        .collect();
+    let generated = topo.map.generated_column(&table).map(str::to_string);
+    // Without a column list the INSERT gives every column, the generated one too.
+    let generate = generated.filter(|g| !columns.is_empty() && !columns.contains(g));
+    let values = match ins.source.as_deref().map(|q| q.body.as_ref()) {
+        Some(SetExpr::Values(v)) => Some(v),
+        _ => None,
+    };
+    if generate.is_some() && (values.is_none() || columns.is_empty()) {
+        return Err(Refusal::new(format!(
+            "INSERT into table {table} without its column {}, which shardgate generates, needs a column list and VALUES",
+            generate.unwrap_or_default()
+        )));
+    }
+    if target != Target::Sharded {
+        return Ok(Some(InsertPlan {
+            table,
+            target,
+            generate,
+            row_keys: None,
+            select_key: None,
+        }));
+    }
+    let key = topo
+        .map
+        .table(&table)
+        .and_then(TableRule::key)
+        .unwrap_or_default();
+    if columns.is_empty() {
+        return Err(Refusal::new(format!(
+            "INSERT into sharded table {table} without a column list is not supported: name the columns so shardgate can find the sharding key {key}"
+        )));
+    }
+    let position = columns.iter().position(|c| c == key);
+    if position.is_none() && generate.as_deref() != Some(key) {
+        return Err(Refusal::new(format!(
+            "INSERT into sharded table {table} must give its sharding key {key}"
+        )));
+    }
+    if let Some(v) = values {
+        let mut row_keys = Vec::with_capacity(v.rows.len());
+        for (n, row) in v.rows.iter().enumerate() {
+            let k = match position {
+                Some(p) => row.get(p).and_then(value_of).ok_or_else(|| {
+                    Refusal::new(format!(
+                        "the sharding key {key} of row {} of this INSERT into {table} is not a literal or a parameter: shardgate cannot tell its shard",
+                        n + 1
+                    ))
+                })?,
+                // generated later, at Bind
+                None => KeyValueExpr::Null,
+            };
+            row_keys.push(k);
+        }
+        return Ok(Some(InsertPlan {
+            table,
+            target,
+            generate,
+            row_keys: Some(row_keys),
+            select_key: None,
+        }));
+    }
+    // INSERT … SELECT: the key column of the selected rows.
+    let select = match ins.source.as_deref().map(|q| q.body.as_ref()) {
+        Some(SetExpr::Select(s)) => Some(s),
+        _ => None,
+    };
+    let item = select
+        .zip(position)
+        .and_then(|(s, p)| s.projection.get(p))
+        .and_then(|item| match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
+            _ => None,
+        });
+    let select_key = match item {
+        Some(e) => match value_of(e) {
+            Some(v) => Some(SelectKey::Value(v)),
+            None => select_key_column(e, select.map(|s| &s.from[..]).unwrap_or(&[]), &table, topo),
+        },
+        None => None,
+    };
+    Ok(Some(InsertPlan {
+        table,
+        target,
+        generate,
+        row_keys: None,
+        select_key,
+    }))
+}
+
+/// `SelectKey::CoLocated` when `e` is the key column of a sharded source
+/// table co-located with `table`.
+fn select_key_column(
+    e: &Expr,
+    from: &[sqlparser::ast::TableWithJoins],
+    table: &str,
+    topo: &Topology<'_>,
+) -> Option<SelectKey> {
+    let (qual, col) = column(e)?;
+    let group = topo.map.table(table).and_then(TableRule::group)?;
+    let mut factors = Vec::new();
+    for t in from {
+        factors.push(&t.relation);
+        factors.extend(t.joins.iter().map(|j| &j.relation));
+    }
+    let tables: Vec<(String, Vec<String>)> = factors
+        .iter()
+        .filter_map(|f| match f {
+            sqlparser::ast::TableFactor::Table { name, alias, .. } => {
+                let mut names = object_names(name);
+                let t = names.first()?.clone();
+                if let Some(a) = alias {
+                    names.push(folded(&a.name));
+                }
+                Some((t, names))
+            }
+            _ => None,
+        })
+        .collect();
+    let source = match qual {
+        Some(q) => tables.iter().find(|(_, names)| names.contains(&q))?,
+        None if tables.len() == 1 => &tables[0],
+        None => return None,
+    };
+    let rule = topo.map.table(&source.0)?;
+    (rule.group() == Some(group) && rule.key() == Some(col.as_str()))
+        .then_some(SelectKey::CoLocated)
+}
+
+/// Binds an INSERT: the shards of its rows and what each receives.
+pub fn bind(
+    plan: &InsertPlan,
+    a: &Analysed,
+    topo: &Topology<'_>,
+    params: &[Param<'_>],
+    next_id: &mut dyn FnMut() -> i64,
+) -> Result<Route, Refusal> {
+    let Statement::Insert(ins) = &a.statement else {
+        return Err(Refusal::new("not an INSERT".to_string()));
+    };
+    let table = &plan.table;
+    // The source's own tables must live where the rows go.
+    let source_home = source_shards(a, topo, params)?;
+    match &plan.target {
+        Target::Broadcast => {
+            if source_home.is_some() {
+                return Err(Refusal::new(format!(
+                    "INSERT into broadcast table {table} that reads sharded or unsharded tables is not supported: the copies on each shard would differ"
+                )));
+            }
+            let sql = plan
+                .generate
+                .as_ref()
+                .map(|g| with_generated(ins, g, None, next_id).to_string());
+            let mut route = Route::every(0..topo.shards.len());
+            for s in &mut route.shards {
+                s.sql.clone_from(&sql);
+            }
+            return Ok(route);
+        }
+        Target::Home(shard) => {
+            let elsewhere = match &source_home {
+                Some(Some(set)) => set.iter().any(|s| s != shard),
+                Some(None) => true,
+                None => false,
+            };
+            if elsewhere {
+                return Err(Refusal::new(format!(
+                    "INSERT into {table} (on shard {}) reads sharded tables on other shards",
+                    topo.shards.get(*shard).copied().unwrap_or("?")
+                )));
+            }
+            let mut route = Route::one(*shard);
+            if let Some(g) = &plan.generate {
+                route.shards[0].sql = Some(with_generated(ins, g, None, next_id).to_string());
+            }
+            return Ok(route);
+        }
+        Target::Sharded => {}
+    }
+    let rule = topo
+        .map
+        .table(table)
+        .ok_or_else(|| Refusal::new(format!("table {table} is not in the shard map")))?;
+    let ty = topo.map.key_type(table).unwrap_or(KeyType::Int);
+    let Some(row_keys) = &plan.row_keys else {
+        // INSERT … SELECT
+        let refuse = || {
+            Refusal::new(format!(
+                "INSERT … SELECT into sharded table {table} is supported only when the selected rows and their keys stay on one shard (select {} as a value, or as the key of a co-located table restricted to one shard)",
+                rule.key().unwrap_or("the key")
+            ))
+        };
+        let shard = match (&plan.select_key, &source_home) {
+            (Some(SelectKey::Value(v)), home) => {
+                let Some(Converted::Key(k)) = convert(v, ty, params) else {
+                    return Err(refuse());
+                };
+                let (shard, suffix) = place(rule, &k).ok_or_else(refuse)?;
+                if suffix.is_some() {
+                    return Err(refuse());
+                }
+                match home {
+                    None => shard,
+                    Some(Some(set)) if set.len() == 1 && set.contains(&shard) => shard,
+                    _ => return Err(refuse()),
+                }
+            }
+            (Some(SelectKey::CoLocated), Some(Some(set))) if set.len() == 1 => {
+                *set.iter().next().ok_or_else(refuse)?
+            }
+            _ => return Err(refuse()),
+        };
+        return Ok(Route::one(shard));
+    };
+    // VALUES: each row to its shard.
+    let key = rule.key().unwrap_or_default();
+    let mut generated: Vec<Option<i64>> = vec![None; row_keys.len()];
+    let mut by_shard: BTreeMap<usize, (Vec<usize>, Option<String>)> = BTreeMap::new();
+    for (n, k) in row_keys.iter().enumerate() {
+        let converted = if plan.generate.as_deref() == Some(key) {
+            let id = next_id();
+            generated[n] = Some(id);
+            Some(Converted::Key(super::values::Key::Int(id)))
+        } else {
+            convert(k, ty, params)
+        };
+        let (shard, suffix) = match converted {
+            Some(Converted::Key(k)) => place(rule, &k).ok_or_else(|| {
+                Refusal::new(format!(
+                    "no shard owns key {} of table {table}: the shard map leaves it out",
+                    display_key(&k)
+                ))
+            })?,
+            Some(Converted::Null) => {
+                return Err(Refusal::new(format!(
+                    "the sharding key {key} of row {} of this INSERT into {table} is NULL: a row without a key has no shard",
+                    n + 1
+                )))
+            }
+            // the server will reject the value: any shard reports it
+            Some(Converted::Invalid) | None => (topo.default_shard, None),
+        };
+        let entry = by_shard
+            .entry(shard)
+            .or_insert_with(|| (Vec::new(), suffix.clone()));
+        if entry.1 != suffix {
+            return Err(super::rewrite::two_intervals(table, shard, topo));
+        }
+        entry.0.push(n);
+    }
+    if let Some(Some(set)) = &source_home {
+        if !(set.len() == 1
+            && by_shard.len() == 1
+            && by_shard.contains_key(set.iter().next().unwrap_or(&usize::MAX)))
+        {
+            return Err(Refusal::new(format!(
+                "this INSERT into sharded table {table} reads tables that live on other shards than its rows"
+            )));
+        }
+    }
+    let plain = by_shard.len() == 1
+        && plan.generate.is_none()
+        && by_shard.values().all(|(_, suffix)| suffix.is_none());
+    if plain {
+        let shard = *by_shard.keys().next().unwrap_or(&topo.default_shard);
+        return Ok(Route::one(shard));
+    }
+    let mut shards = Vec::with_capacity(by_shard.len());
+    for (shard, (rows, suffix)) in by_shard {
+        let mut stmt = with_rows(ins, &rows);
+        if let Some(g) = &plan.generate {
+            let ids: Vec<Option<i64>> = rows.iter().map(|&r| generated[r]).collect();
+            if let Statement::Insert(i) = &stmt {
+                stmt = with_generated(i, g, Some(&ids), next_id);
+            }
+        }
+        if let (Some(suffix), Statement::Insert(i)) = (&suffix, &mut stmt) {
+            rename_target(i, table, suffix);
+        }
+        let params = renumber_params(&mut stmt, params.len());
+        shards.push(ShardStatement {
+            shard,
+            sql: Some(stmt.to_string()),
+            params,
+        });
+    }
+    Ok(Route {
+        scatter: shards.len() > 1,
+        shards,
+    })
+}
+
+/// `None`: the source reads no sharded or unsharded table; `Some(None)`:
+/// it reads some on every shard; `Some(Some(set))`: only on these shards.
+fn source_shards(
+    a: &Analysed,
+    topo: &Topology<'_>,
+    params: &[Param<'_>],
+) -> Result<Option<Option<std::collections::BTreeSet<usize>>>, Refusal> {
+    let mut out: Option<std::collections::BTreeSet<usize>> = None;
+    let mut any = false;
+    for (i, p) in a.placements.iter().enumerate() {
+        let set: std::collections::BTreeSet<usize> = match p {
+            Placement::Sharded => match a.occurrence_shards(i, topo, params)? {
+                super::Shards::All => return Ok(Some(None)),
+                super::Shards::Some(m) => m.keys().copied().collect(),
+            },
+            Placement::Unsharded => [topo.default_shard].into(),
+            Placement::Interval { shard, .. } => [*shard].into(),
+            Placement::Broadcast | Placement::Catalog => continue,
+        };
+        any = true;
+        out = Some(match out {
+            None => set,
+            Some(o) => o.union(&set).copied().collect(),
+        });
+    }
+    Ok(any.then_some(out))
+}
+
+/// The INSERT with only the VALUES rows `rows`.
+fn with_rows(ins: &Insert, rows: &[usize]) -> Statement {
+    let mut ins = ins.clone();
+    if let Some(q) = ins.source.as_deref_mut() {
+        if let SetExpr::Values(v) = q.body.as_mut() {
+            let all = std::mem::take(&mut v.rows);
+            v.rows = all
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| rows.contains(i))
+                .map(|(_, r)| r)
+                .collect();
+        }
+    }
+    Statement::Insert(ins)
+}
+
+/// The INSERT with column `column` added, each row getting an id: the
+/// given ones, else fresh ones.
+fn with_generated(
+    ins: &Insert,
+    column: &str,
+    ids: Option<&[Option<i64>]>,
+    next_id: &mut dyn FnMut() -> i64,
+) -> Statement {
+    let mut ins = ins.clone();
+    ins.columns
+        .push(ObjectName(vec![ObjectNamePart::Identifier(Ident::new(
+            column,
+        ))]));
+    if let Some(q) = ins.source.as_deref_mut() {
+        if let SetExpr::Values(v) = q.body.as_mut() {
+            for (i, row) in v.rows.iter_mut().enumerate() {
+                let id = ids
+                    .and_then(|ids| ids.get(i).copied().flatten())
+                    .unwrap_or_else(&mut *next_id);
+                row.push(Expr::value(Value::Number(id.to_string(), false)));
+            }
+        }
+    }
+    Statement::Insert(ins)
+}
+
+/// Points the INSERT at interval table `{table}_{suffix}`, aliased as `table`.
+fn rename_target(ins: &mut Insert, table: &str, suffix: &str) {
+    if let TableObject::TableName(name) = &mut ins.table {
+        if let Some(ObjectNamePart::Identifier(last)) = name.0.last_mut() {
+            *last = Ident::new(format!("{table}_{suffix}"));
+        }
+    }
+    if ins.table_alias.is_none() {
+        ins.table_alias = Some(TableAliasWithoutColumns {
+            explicit: true,
+            alias: Ident::new(table),
+        });
+    }
+}

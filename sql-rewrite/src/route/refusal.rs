@@ -1,0 +1,361 @@
+//! Why a statement cannot be routed: the refusal type, and the checks that
+//! decide whether a statement spanning shards can be answered by running it
+//! on each shard and concatenating the rows.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::ControlFlow;
+
+use shard_config::{ShardMap, TableRule};
+use sqlparser::ast::{
+    visit_expressions, Expr, Query, SelectItem, SetExpr, SetOperator, SetQuantifier,
+};
+
+use super::scope::{column, Placement, Walk};
+use super::Topology;
+
+/// A statement shardgate will not run: answered with SQLSTATE `0A000`
+/// (feature_not_supported) and this message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Refusal {
+    /// What is unsupported and why.
+    pub message: String,
+}
+
+impl Refusal {
+    /// The SQLSTATE of every refusal.
+    pub const SQLSTATE: &'static str = "0A000";
+
+    pub(crate) fn new(message: String) -> Refusal {
+        Refusal { message }
+    }
+}
+
+/// A mapped table whose name appears as a word in `sql` (for texts the
+/// parser cannot read).
+pub fn named_sharded_table(sql: &str, map: &ShardMap) -> Option<String> {
+    let lower = sql.to_ascii_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    map.tables()
+        .map(|(name, _)| name)
+        .find(|name| words.contains(&name.to_ascii_lowercase().as_str()))
+        .map(str::to_string)
+        .or_else(|| {
+            words
+                .iter()
+                .find(|w| map.physical_table(w).is_some())
+                .map(|w| w.to_string())
+        })
+}
+
+/// Aggregate functions PostgreSQL ships (lower case).
+const AGGREGATES: &[&str] = &[
+    "count",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "bool_and",
+    "bool_or",
+    "every",
+    "array_agg",
+    "string_agg",
+    "json_agg",
+    "jsonb_agg",
+    "json_object_agg",
+    "jsonb_object_agg",
+    "bit_and",
+    "bit_or",
+    "bit_xor",
+    "stddev",
+    "stddev_pop",
+    "stddev_samp",
+    "variance",
+    "var_pop",
+    "var_samp",
+    "corr",
+    "covar_pop",
+    "covar_samp",
+    "mode",
+    "percentile_cont",
+    "percentile_disc",
+    "xmlagg",
+    "range_agg",
+    "range_intersect_agg",
+    "regr_count",
+    "regr_avgx",
+    "regr_avgy",
+    "regr_slope",
+    "regr_intercept",
+    "regr_r2",
+    "regr_sxx",
+    "regr_sxy",
+    "regr_syy",
+    "rank",
+    "dense_rank",
+    "percent_rank",
+    "cume_dist",
+];
+
+/// The first construct of a query's own level whose rows from several shards
+/// would need merging: ORDER BY, LIMIT/OFFSET, FETCH, DISTINCT, GROUP BY,
+/// HAVING, an aggregate, a window function, UNION/INTERSECT/EXCEPT (other
+/// than UNION ALL).
+pub fn needs_merge(q: &Query) -> Option<&'static str> {
+    if q.order_by.is_some() {
+        return Some("ORDER BY");
+    }
+    if q.limit_clause.is_some() {
+        return Some("LIMIT/OFFSET");
+    }
+    if q.fetch.is_some() {
+        return Some("FETCH FIRST");
+    }
+    body_needs_merge(&q.body)
+}
+
+fn body_needs_merge(body: &SetExpr) -> Option<&'static str> {
+    match body {
+        SetExpr::SetOperation {
+            op,
+            set_quantifier,
+            left,
+            right,
+        } => {
+            let all = matches!(set_quantifier, SetQuantifier::All);
+            match op {
+                SetOperator::Union if all => {
+                    body_needs_merge(left).or_else(|| body_needs_merge(right))
+                }
+                SetOperator::Union => Some("UNION (without ALL)"),
+                SetOperator::Intersect => Some("INTERSECT"),
+                SetOperator::Except | SetOperator::Minus => Some("EXCEPT"),
+            }
+        }
+        SetExpr::Query(q) => needs_merge(q),
+        SetExpr::Select(s) => {
+            if s.distinct.is_some() {
+                return Some("DISTINCT");
+            }
+            let grouped = match &s.group_by {
+                sqlparser::ast::GroupByExpr::All(_) => true,
+                sqlparser::ast::GroupByExpr::Expressions(e, _) => !e.is_empty(),
+            };
+            if grouped {
+                return Some("GROUP BY");
+            }
+            if s.having.is_some() {
+                return Some("HAVING");
+            }
+            for item in &s.projection {
+                let expr = match item {
+                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+                    _ => continue,
+                };
+                if let Some(what) = aggregate_or_window(expr) {
+                    return Some(what);
+                }
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// "aggregate function" or "window function" when `expr` calls one outside a subquery.
+fn aggregate_or_window(expr: &Expr) -> Option<&'static str> {
+    let found = visit_expressions(expr, |e| {
+        if let Expr::Function(f) = e {
+            if f.over.is_some() {
+                return ControlFlow::Break("window function");
+            }
+            let name = f
+                .name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(|i| i.value.to_ascii_lowercase())
+                .unwrap_or_default();
+            if AGGREGATES.contains(&name.as_str()) {
+                return ControlFlow::Break("aggregate function");
+            }
+        }
+        if matches!(
+            e,
+            Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. }
+        ) {
+            // a subquery's aggregates are its own; its tables are checked elsewhere
+            return ControlFlow::Continue(());
+        }
+        ControlFlow::Continue(())
+    });
+    match found {
+        ControlFlow::Break(what) => Some(what),
+        ControlFlow::Continue(()) => None,
+    }
+}
+
+/// Why the statement cannot be run shard by shard with its results
+/// concatenated, if it cannot: sharded tables in subqueries, a join of
+/// sharded tables not on their shared key, unsharded tables beside sharded
+/// ones, FROM items that cannot be checked.
+pub fn not_per_shard(walk: &Walk, placements: &[Placement], topo: &Topology<'_>) -> Option<String> {
+    let sharded = |i: usize| placements[i] == Placement::Sharded;
+    let first_sharded = (0..placements.len()).find(|&i| sharded(i))?;
+    let sharded_name = &walk.occurrences[first_sharded].table;
+    for (i, o) in walk.occurrences.iter().enumerate() {
+        if sharded(i) && o.nested {
+            return Some(format!(
+                "a subquery, CTE or derived table reading sharded table {} across shards is not supported yet",
+                o.table
+            ));
+        }
+        match &placements[i] {
+            Placement::Unsharded => {
+                return Some(format!(
+                    "table {} is unsharded (it lives on the default shard only) but sharded table {sharded_name} is read on several shards: the join cannot run shard by shard",
+                    o.table
+                ))
+            }
+            Placement::Interval { .. } => {
+                return Some(format!(
+                    "interval table {} lives on one shard but sharded table {sharded_name} is read on several shards",
+                    o.table
+                ))
+            }
+            _ => {}
+        }
+    }
+    for scope in &walk.selects {
+        let in_scope: Vec<usize> = scope
+            .occurrences
+            .iter()
+            .copied()
+            .filter(|&i| sharded(i))
+            .collect();
+        if in_scope.is_empty() {
+            continue;
+        }
+        if scope.nested_level {
+            return Some(format!(
+                "a FROM item next to sharded table {} (a derived table, a function, or a CROSS or NATURAL join) cannot be checked to run shard by shard",
+                walk.occurrences[in_scope[0]].table
+            ));
+        }
+        if in_scope.len() < 2 {
+            continue;
+        }
+        if let Some(why) = joined_on_key(walk, &in_scope, scope, topo) {
+            return Some(why);
+        }
+    }
+    None
+}
+
+/// Checks that the sharded occurrences of one scope are co-located and
+/// equated on their keys.
+fn joined_on_key(
+    walk: &Walk,
+    occurrences: &[usize],
+    scope: &super::scope::Scope,
+    topo: &Topology<'_>,
+) -> Option<String> {
+    let rule = |i: usize| topo.map.table(&walk.occurrences[i].table);
+    let group = |i: usize| rule(i).and_then(TableRule::group).map(str::to_string);
+    let a = occurrences[0];
+    for &b in &occurrences[1..] {
+        if group(a).is_none() || group(a) != group(b) {
+            return Some(format!(
+                "a join of sharded tables {} and {} across shards is not supported: they are not co-located (colocate_with), so matching rows may live on different shards",
+                walk.occurrences[a].table, walk.occurrences[b].table
+            ));
+        }
+    }
+    // Union-find over (occurrence, column) through the scope's equalities.
+    let mut parent: BTreeMap<(usize, String), (usize, String)> = BTreeMap::new();
+    fn find(
+        p: &mut BTreeMap<(usize, String), (usize, String)>,
+        x: (usize, String),
+    ) -> (usize, String) {
+        let mut cur = x;
+        while let Some(next) = p.get(&cur).cloned() {
+            if next == cur {
+                break;
+            }
+            cur = next;
+        }
+        cur
+    }
+    let resolve = |c: &(Option<String>, String)| -> Option<(usize, String)> {
+        let (qual, col) = c;
+        match qual {
+            Some(q) => scope
+                .occurrences
+                .iter()
+                .copied()
+                .find(|&i| walk.occurrences[i].names.iter().any(|n| n == q))
+                .map(|i| (i, col.clone())),
+            None => None,
+        }
+    };
+    for (l, r) in &scope.equalities {
+        let (Some(l), Some(r)) = (resolve(l), resolve(r)) else {
+            // USING (col): the unqualified side is the other sharded table's column.
+            if l.0.is_none() && r.0.is_some() {
+                if let Some(r) = resolve(r) {
+                    for &i in occurrences {
+                        if i != r.0 {
+                            let root_a = find(&mut parent, (i, l.1.clone()));
+                            let root_b = find(&mut parent, r.clone());
+                            parent.insert(root_a, root_b);
+                        }
+                    }
+                }
+            }
+            continue;
+        };
+        let root_a = find(&mut parent, l);
+        let root_b = find(&mut parent, r);
+        if root_a != root_b {
+            parent.insert(root_a, root_b);
+        }
+    }
+    let key_of = |i: usize| {
+        rule(i)
+            .and_then(TableRule::key)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let root0 = find(&mut parent, (a, key_of(a)));
+    for &b in &occurrences[1..] {
+        if find(&mut parent, (b, key_of(b))) != root0 {
+            return Some(format!(
+                "a join of sharded tables {} and {} across shards is not supported unless they are joined on their sharding keys ({}.{} = {}.{})",
+                walk.occurrences[a].table,
+                walk.occurrences[b].table,
+                walk.occurrences[a].table,
+                key_of(a),
+                walk.occurrences[b].table,
+                key_of(b)
+            ));
+        }
+    }
+    let _ = column;
+    None
+}
+
+impl fmt::Display for Placement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Placement::Sharded => f.write_str("sharded"),
+            Placement::Broadcast => f.write_str("broadcast"),
+            Placement::Catalog => f.write_str("catalog"),
+            Placement::Unsharded => f.write_str("unsharded"),
+            Placement::Interval { logical, shard } => write!(f, "interval of {logical} on {shard}"),
+        }
+    }
+}

@@ -1,0 +1,379 @@
+//! Walking a parsed statement for the tables it names: each occurrence of a
+//! table with the SELECT it belongs to, its alias, how deep it is nested, and
+//! which sharding-key values its scope's WHERE allows.
+
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    BinaryOperator, Expr, Join, JoinConstraint, JoinOperator, ObjectName, Query, Select, Statement,
+    TableFactor, TableWithJoins, Visit, Visitor,
+};
+
+use crate::keys::{folded, key_set, object_names, KeySet};
+
+/// How a table name is placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// Sharded by key (hash, range, list, time).
+    Sharded,
+    /// A copy on every shard.
+    Broadcast,
+    /// A catalog relation (`pg_*`, `pg_catalog.*`, `information_schema.*`): on every shard.
+    Catalog,
+    /// Not in the shard map: on the default shard only.
+    Unsharded,
+    /// One interval table of a time table (`orders_2026_11`): on one shard.
+    Interval {
+        /// The logical time table.
+        logical: String,
+        /// Its shard.
+        shard: usize,
+    },
+}
+
+/// One table named in a FROM / JOIN / UPDATE / DELETE.
+#[derive(Debug, Clone)]
+pub struct Occurrence {
+    /// The table's name (last part, folded).
+    pub table: String,
+    /// The names it is known by in its scope: name, dotted name, alias.
+    pub names: Vec<String>,
+    /// Index into [`Walk::selects`] of its SELECT, or `None` for the target
+    /// of an UPDATE/DELETE.
+    pub select: Option<usize>,
+    /// Inside a subquery, CTE or derived table (not the statement's own level).
+    pub nested: bool,
+}
+
+/// One SELECT (or UPDATE/DELETE) scope.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// Its WHERE.
+    pub selection: Option<Expr>,
+    /// Occurrence indexes in its FROM.
+    pub occurrences: Vec<usize>,
+    /// Column pairs the scope's WHERE and JOIN … ON / USING equate:
+    /// `((qualifier, column), (qualifier, column))`; qualifier `None` when unqualified.
+    pub equalities: Vec<(ColumnRef, ColumnRef)>,
+    /// A FROM item other than a table or a join with ON/USING (a derived
+    /// table, a function, a cross join, NATURAL): key-less reads refuse it.
+    pub nested_level: bool,
+    /// The scope is a subquery, CTE or derived table.
+    pub nested: bool,
+}
+
+/// A column reference: optional qualifier and the column, both folded.
+pub type ColumnRef = (Option<String>, String);
+
+/// Everything the walk found.
+#[derive(Debug, Clone, Default)]
+pub struct Walk {
+    /// Table occurrences in FROM items and DML targets.
+    pub occurrences: Vec<Occurrence>,
+    /// SELECT scopes (index 0 is the DML target scope for UPDATE/DELETE).
+    pub selects: Vec<Scope>,
+    /// Every relation name mentioned anywhere (also DDL and INSERT targets), folded.
+    pub relations: Vec<(String, Option<String>)>,
+    /// CTE names, which shadow tables.
+    pub ctes: BTreeSet<String>,
+}
+
+struct Walker {
+    walk: Walk,
+    stack: Vec<usize>,
+    query_depth: usize,
+    /// Query depth of the statement's own level: 1 for a SELECT, 0 for DML
+    /// (whose queries are all subqueries).
+    base_depth: usize,
+}
+
+/// Walks `statement` for its table occurrences and scopes.
+pub fn walk(statement: &Statement) -> Walk {
+    let mut w = Walker {
+        walk: Walk::default(),
+        stack: Vec::new(),
+        query_depth: 0,
+        base_depth: usize::from(matches!(statement, Statement::Query(_))),
+    };
+    match statement {
+        Statement::Update(u) => {
+            let scope = w.new_scope(u.selection.clone());
+            w.stack.push(scope);
+            w.factor_tree(&u.table, false);
+            if let Some(
+                sqlparser::ast::UpdateTableFromKind::BeforeSet(from)
+                | sqlparser::ast::UpdateTableFromKind::AfterSet(from),
+            ) = &u.from
+            {
+                for t in from {
+                    w.factor_tree(t, false);
+                }
+            }
+        }
+        Statement::Delete(d) => {
+            let scope = w.new_scope(d.selection.clone());
+            w.stack.push(scope);
+            let from = match &d.from {
+                sqlparser::ast::FromTable::WithFromKeyword(f)
+                | sqlparser::ast::FromTable::WithoutKeyword(f) => f,
+            };
+            for t in from {
+                w.factor_tree(t, false);
+            }
+            for t in d.using.iter().flatten() {
+                w.factor_tree(t, false);
+            }
+        }
+        _ => {}
+    }
+    let _ = statement.visit(&mut w);
+    let mut walk = w.walk;
+    // CTE references are not tables.
+    let ctes = walk.ctes.clone();
+    walk.occurrences.retain(|o| !ctes.contains(&o.table));
+    for s in &mut walk.selects {
+        s.occurrences.clear();
+    }
+    for (i, o) in walk.occurrences.iter().enumerate() {
+        if let Some(s) = o.select {
+            walk.selects[s].occurrences.push(i);
+        }
+    }
+    walk.relations
+        .retain(|(n, schema)| schema.is_some() || !ctes.contains(n));
+    walk
+}
+
+impl Walker {
+    fn new_scope(&mut self, selection: Option<Expr>) -> usize {
+        let mut scope = Scope {
+            selection,
+            ..Scope::default()
+        };
+        if let Some(e) = &scope.selection {
+            equalities(e, &mut scope.equalities);
+        }
+        self.walk.selects.push(scope);
+        self.walk.selects.len() - 1
+    }
+
+    /// Records the tables of one FROM item and its joins in the current scope.
+    fn factor_tree(&mut self, t: &TableWithJoins, nested: bool) {
+        self.factor(&t.relation, nested);
+        for j in &t.joins {
+            self.join(j, nested);
+        }
+    }
+
+    fn join(&mut self, j: &Join, nested: bool) {
+        self.factor(&j.relation, nested);
+        let constraint = match &j.join_operator {
+            JoinOperator::Join(c)
+            | JoinOperator::Inner(c)
+            | JoinOperator::CrossJoin(c)
+            | JoinOperator::Left(c)
+            | JoinOperator::LeftOuter(c)
+            | JoinOperator::Right(c)
+            | JoinOperator::RightOuter(c)
+            | JoinOperator::FullOuter(c)
+            | JoinOperator::Semi(c)
+            | JoinOperator::LeftSemi(c)
+            | JoinOperator::RightSemi(c)
+            | JoinOperator::Anti(c)
+            | JoinOperator::LeftAnti(c)
+            | JoinOperator::RightAnti(c) => Some(c),
+            _ => None,
+        };
+        let Some(&scope) = self.stack.last() else {
+            return;
+        };
+        let last_name = match &j.relation {
+            TableFactor::Table { name, alias, .. } => Some(
+                alias
+                    .as_ref()
+                    .map(|a| folded(&a.name))
+                    .unwrap_or_else(|| object_names(name).first().cloned().unwrap_or_default()),
+            ),
+            _ => None,
+        };
+        match constraint {
+            Some(JoinConstraint::On(e)) => {
+                equalities(e, &mut self.walk.selects[scope].equalities);
+            }
+            Some(JoinConstraint::Using(cols)) => {
+                for c in cols {
+                    if let Some(col) = object_names(c).first() {
+                        // USING (c): c of the new table equals c of the tables before it.
+                        self.walk.selects[scope]
+                            .equalities
+                            .push(((None, col.clone()), (last_name.clone(), col.clone())));
+                    }
+                }
+            }
+            _ => {}
+        }
+        // Outer joins are correct per shard when joined on the key, which the
+        // caller checks as for inner joins; the rest cannot be checked.
+        if !matches!(
+            constraint,
+            Some(JoinConstraint::On(_) | JoinConstraint::Using(_))
+        ) {
+            self.walk.selects[scope].nested_level = true;
+        }
+    }
+
+    fn factor(&mut self, f: &TableFactor, nested: bool) {
+        let Some(&scope) = self.stack.last() else {
+            return;
+        };
+        match f {
+            TableFactor::Table { args: Some(_), .. } => {
+                // a set-returning function, not a table
+                self.walk.selects[scope].nested_level = true;
+            }
+            TableFactor::Table { name, alias, .. } => {
+                let mut names = object_names(name);
+                let Some(table) = names.first().cloned() else {
+                    return;
+                };
+                if let Some(a) = alias {
+                    names.push(folded(&a.name));
+                }
+                self.walk.occurrences.push(Occurrence {
+                    table,
+                    names,
+                    select: Some(scope),
+                    nested,
+                });
+            }
+            TableFactor::NestedJoin {
+                table_with_joins, ..
+            } => self.factor_tree(table_with_joins, nested),
+            _ => self.walk.selects[scope].nested_level = true,
+        }
+    }
+}
+
+impl Visitor for Walker {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+        self.query_depth += 1;
+        if let Some(with) = &q.with {
+            for cte in &with.cte_tables {
+                self.walk.ctes.insert(folded(&cte.alias.name));
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _q: &Query) -> ControlFlow<()> {
+        self.query_depth = self.query_depth.saturating_sub(1);
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_select(&mut self, s: &Select) -> ControlFlow<()> {
+        let scope = self.new_scope(s.selection.clone());
+        self.stack.push(scope);
+        // A SELECT is at the statement's own level when it is in the outermost query.
+        let nested = self.query_depth > self.base_depth;
+        self.walk.selects[scope].nested = nested;
+        for t in &s.from {
+            self.factor_tree(t, nested);
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_select(&mut self, _s: &Select) -> ControlFlow<()> {
+        self.stack.pop();
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_relation(&mut self, r: &ObjectName) -> ControlFlow<()> {
+        let names = object_names(r);
+        if let Some(last) = names.first() {
+            let schema = names.get(1).and_then(|full| {
+                full.rsplit_once('.')
+                    .map(|(s, _)| s.rsplit('.').next().unwrap_or(s).to_string())
+            });
+            self.walk.relations.push((last.clone(), schema));
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Collects `a.x = b.y` column equalities from the AND-conjuncts of `e`.
+fn equalities(e: &Expr, out: &mut Vec<(ColumnRef, ColumnRef)>) {
+    match e {
+        Expr::Nested(inner) => equalities(inner, out),
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            equalities(left, out);
+            equalities(right, out);
+        }
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        } => {
+            if let (Some(a), Some(b)) = (column(left), column(right)) {
+                out.push((a, b));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A column reference, casts and parentheses stripped.
+pub fn column(e: &Expr) -> Option<ColumnRef> {
+    match crate::keys::strip(e) {
+        Expr::Identifier(i) => Some((None, folded(i))),
+        Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+            let (col, qual) = parts.split_last()?;
+            Some((Some(folded(qual.last()?)), folded(col)))
+        }
+        _ => None,
+    }
+}
+
+/// The key set of `occurrence` from its scope's WHERE.
+pub fn occurrence_keys(walk: &Walk, i: usize, key: &str) -> KeySet {
+    let o = &walk.occurrences[i];
+    let scope_index = match o.select {
+        Some(s) => s,
+        None => return KeySet::All,
+    };
+    let scope = &walk.selects[scope_index];
+    let Some(selection) = &scope.selection else {
+        return KeySet::All;
+    };
+    let names: Vec<&str> = o.names.iter().map(String::as_str).collect();
+    key_set(selection, key, &names, scope.occurrences.len() == 1)
+}
+
+/// Relations sqlparser's visitor does not report: DROP's names and COPY's table.
+pub fn unvisited_relations(statement: &Statement, out: &mut Vec<(String, Option<String>)>) {
+    let names: Vec<&ObjectName> = match statement {
+        Statement::Drop { names, .. } => names.iter().collect(),
+        Statement::Copy {
+            source: sqlparser::ast::CopySource::Table { table_name, .. },
+            ..
+        } => vec![table_name],
+        _ => Vec::new(),
+    };
+    for n in names {
+        let all = object_names(n);
+        if let Some(last) = all.first() {
+            let schema = all
+                .get(1)
+                .and_then(|full| full.rsplit_once('.').map(|(s, _)| s.to_string()));
+            if !out.iter().any(|(l, _)| l == last) {
+                out.push((last.clone(), schema));
+            }
+        }
+    }
+}
