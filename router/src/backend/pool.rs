@@ -69,6 +69,10 @@ pub struct Server {
     timeout: Duration,
 }
 
+/// How long a client waits for a pooled connection when all are in use
+/// (connecting itself is bounded by `connect_timeout_ms`).
+const CHECKOUT_WAIT: Duration = Duration::from_secs(30);
+
 /// How long a server that failed to connect is skipped.
 const DOWN_FOR: Duration = Duration::from_secs(3);
 
@@ -86,7 +90,7 @@ impl Server {
             .min_idle(Some(0))
             .test_on_check_out(false)
             .retry_connection(false)
-            .connection_timeout(timeout)
+            .connection_timeout(CHECKOUT_WAIT.max(timeout))
             .build_unchecked(manager);
         Arc::new(Self {
             addr,

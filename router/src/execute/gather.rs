@@ -19,17 +19,24 @@ pub struct Gather {
     count: u64,
     /// The first error, sent instead of CommandComplete.
     pub error: Option<Bytes>,
+    /// Mirror mode: one shard (the lead) answers for all; the others only
+    /// report errors.
+    pub mirror: bool,
+    /// The lead's answer included an error.
+    pub lead_failed: bool,
 }
 
 impl Gather {
-    /// Waits for `shards` answers.
-    pub fn new(shards: usize) -> Self {
+    /// Waits for `shards` answers; `mirror`: see [`Gather::mirror`].
+    pub fn new(shards: usize, mirror: bool) -> Self {
         Self {
             remaining: shards,
             described: false,
             prefix: None,
             count: 0,
             error: None,
+            mirror,
+            lead_failed: false,
         }
     }
 
@@ -49,6 +56,13 @@ impl Gather {
 
     /// Writes the merged end of the answer to the client.
     pub fn finish(self, out: &mut BytesMut) {
+        if self.mirror {
+            if let (Some(e), false) = (self.error, self.lead_failed) {
+                out.extend_from_slice(&e);
+            }
+            messages::ready_for_query(out, b'I');
+            return;
+        }
         match self.error {
             Some(e) => out.extend_from_slice(&e),
             None => {
@@ -80,13 +94,13 @@ mod tests {
 
     #[test]
     fn tags_are_summed() {
-        let mut g = Gather::new(2);
+        let mut g = Gather::new(2, false);
         g.add_tag(b"INSERT 0 2");
         g.add_tag(b"INSERT 0 3");
         let mut out = BytesMut::new();
         g.finish(&mut out);
         assert_eq!(&out[..], b"C\0\0\0\x0fINSERT 0 5\0Z\0\0\0\x05I");
-        let mut g = Gather::new(2);
+        let mut g = Gather::new(2, false);
         g.add_tag(b"CREATE TABLE");
         g.add_tag(b"CREATE TABLE");
         let mut out = BytesMut::new();

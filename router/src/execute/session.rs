@@ -322,7 +322,7 @@ impl Session {
                             .with_topology(|t| plan.bind(t, &[], &mut || ctx.routing.next_id()));
                         match route {
                             Err(r) => return Ok(self.refuse(&r.message)),
-                            Ok(route) if route.shards.len() > 1 => {
+                            Ok(route) if route.shards.len() > 1 || route.mirror => {
                                 return self.scatter(f, route, target).await
                             }
                             Ok(mut route) => {
@@ -1157,11 +1157,12 @@ impl Session {
                 }
             }
         }
-        for (&i, s) in idxs.iter().zip(&route.shards) {
+        for (k, (&i, s)) in idxs.iter().zip(&route.shards).enumerate() {
             let slot = &mut self.slots[i];
             slot.prepared.remove(&b""[..]);
             let mut p = Pending::new(Kind::Query, false);
             p.gather = true;
+            p.lead = k == 0;
             match &s.sql {
                 Some(sql) => {
                     messages::query(&mut slot.out, sql);
@@ -1170,7 +1171,7 @@ impl Session {
                 None => slot.send(f, Some(p)),
             }
         }
-        self.gather = Some(Gather::new(idxs.len()));
+        self.gather = Some(Gather::new(idxs.len(), route.mirror));
         if let Some(&first) = idxs.first() {
             self.pin(first, false);
         }
@@ -1183,6 +1184,16 @@ impl Session {
             return Ok(());
         };
         let slot = &mut self.slots[idx];
+        let lead = slot.pending.front().is_some_and(|p| p.lead);
+        if g.mirror && f.tag != b'Z' {
+            if lead {
+                g.lead_failed |= f.tag == b'E';
+                self.cout.extend_from_slice(&f.bytes);
+            } else if f.tag == b'E' && g.error.is_none() {
+                g.error = Some(f.bytes.clone());
+            }
+            return Ok(());
+        }
         match f.tag {
             b'T' => {
                 if !g.described {

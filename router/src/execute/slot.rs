@@ -77,6 +77,8 @@ pub struct Pending {
     pub undo: Option<ParseUndo>,
     /// One of several shards' answers to one statement, merged by the session.
     pub gather: bool,
+    /// In a mirrored statement, the shard whose answer the client sees.
+    pub lead: bool,
 }
 
 impl Pending {
@@ -89,6 +91,7 @@ impl Pending {
             effects: Vec::new(),
             undo: None,
             gather: false,
+            lead: false,
         }
     }
 }

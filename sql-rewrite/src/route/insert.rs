@@ -219,7 +219,7 @@ pub fn bind(
                 .generate
                 .as_ref()
                 .map(|g| with_generated(ins, g, None, next_id).to_string());
-            let mut route = Route::every(0..topo.shards.len());
+            let mut route = Route::mirror(0..topo.shards.len());
             for s in &mut route.shards {
                 s.sql.clone_from(&sql);
             }
@@ -354,6 +354,7 @@ pub fn bind(
     }
     Ok(Route {
         scatter: shards.len() > 1,
+        mirror: false,
         shards,
     })
 }

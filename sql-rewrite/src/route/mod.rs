@@ -117,6 +117,10 @@ pub struct Route {
     pub shards: Vec<ShardStatement>,
     /// Several shards answer and their results are concatenated.
     pub scatter: bool,
+    /// Every target holds the same copy and runs the same statement (DDL,
+    /// broadcast writes): the client gets one shard's answer, and an error
+    /// from any.
+    pub mirror: bool,
 }
 
 /// What one shard receives.
@@ -140,7 +144,16 @@ impl Route {
                 params: None,
             }],
             scatter: false,
+            mirror: false,
         }
+    }
+
+    /// The same statement on every shard in `shards`, one answer for the client.
+    fn mirror(shards: impl IntoIterator<Item = usize>) -> Route {
+        let mut route = Route::every(shards);
+        route.mirror = route.scatter;
+        route.scatter = false;
+        route
     }
 
     fn every(shards: impl IntoIterator<Item = usize>) -> Route {
@@ -154,6 +167,7 @@ impl Route {
             .collect();
         Route {
             scatter: shards.len() > 1,
+            mirror: false,
             shards,
         }
     }
@@ -411,22 +425,26 @@ impl Plan {
         if let [only] = statements.as_slice() {
             return only.bind(topo, params, next_id);
         }
-        // Several statements in one text: only when they all run, unchanged,
-        // on one shard.
-        let mut shard = None;
+        // Several statements in one text: only when they all run unchanged on
+        // one shard, or all on the same shards as mirrored DDL or broadcast writes.
+        let mut first: Option<Route> = None;
         for s in statements {
             let route = s.bind(topo, params, next_id)?;
-            match (route.single_unchanged(), shard) {
-                (Some(a), None) => shard = Some(a),
-                (Some(a), Some(b)) if a == b => {}
-                _ => {
-                    return Err(Refusal::new(
-                        "a query string of several statements that go to different shards (or need rewriting) is not supported: send them one at a time".to_string(),
-                    ))
-                }
+            let unchanged = route
+                .shards
+                .iter()
+                .all(|t| t.sql.is_none() && t.params.is_none());
+            let same = first
+                .as_ref()
+                .is_none_or(|f| f.shards == route.shards && f.mirror == route.mirror);
+            if !unchanged || !same || route.scatter {
+                return Err(Refusal::new(
+                    "a query string of several statements that go to different shards (or need rewriting) is not supported: send them one at a time".to_string(),
+                ));
             }
+            first.get_or_insert(route);
         }
-        Ok(Route::one(shard.unwrap_or(topo.default_shard)))
+        Ok(first.unwrap_or_else(|| Route::one(topo.default_shard)))
     }
 }
 
@@ -478,9 +496,9 @@ impl Analysed {
                     .filter_map(|(name, _)| topo.map.physical_table(name).map(|(_, s)| s))
                     .collect();
                 if homes.len() == 1 {
-                    return Ok(Route::every(homes));
+                    return Ok(Route::mirror(homes));
                 }
-                return Ok(Route::every(all));
+                return Ok(Route::mirror(all));
             }
             What::Read if broadcast_only => {
                 return Ok(Route::one(self.broadcast_read_shard(topo)));
@@ -494,7 +512,7 @@ impl Analysed {
                         self.walk.occurrences[0].table
                     )));
                 }
-                return Ok(Route::every(all));
+                return Ok(Route::mirror(all));
             }
             _ => {}
         }
@@ -728,7 +746,11 @@ impl Analysed {
                 params: None,
             })
             .collect();
-        Route { shards, scatter }
+        Route {
+            shards,
+            scatter,
+            mirror: false,
+        }
     }
 }
 
