@@ -64,7 +64,8 @@ pub struct Session {
     open_batch: bool,
     /// Extended-protocol messages waiting for a routing decision (Parse
     /// messages with their classified statement).
-    batch: Vec<(Frame, Option<Arc<Statement>>)>,
+    /// A Bind may come with the bytes that replace it (rewritten statements).
+    batch: Vec<(Frame, Option<Arc<Statement>>, Option<Bytes>)>,
     batch_target: Target,
     /// The batch needs another server than the pinned one: wait for it.
     batch_waiting: bool,
@@ -89,6 +90,13 @@ pub struct Session {
     batch_shard: Option<usize>,
     /// The waiting batch cannot run: refuse it with this message.
     batch_refusal: Option<String>,
+}
+
+/// Where a Bind runs, and the messages that replace it when its statement
+/// is rewritten for this execution.
+struct BindTarget {
+    shard: usize,
+    rebind: Option<Bytes>,
 }
 
 /// A transaction the client opened and the proxy has not placed yet.
@@ -377,10 +385,11 @@ impl Session {
                     if let Some(p) = self.pinned {
                         match bound {
                             Some(Err(msg)) => self.refuse_in_batch(p, &msg),
-                            Some(Ok(s)) if s != self.slots[p].shard => {
+                            Some(Ok(t)) if t.shard != self.slots[p].shard => {
                                 self.refuse_in_batch(p, "an extended-protocol batch (messages up to Sync) whose statements go to different shards is not supported: send a Sync after each statement")
                             }
-                            _ => self.extended(p, f, stmt)?,
+                            Some(Ok(t)) => self.extended(p, f, stmt, t.rebind)?,
+                            None => self.extended(p, f, stmt, None)?,
                         }
                         return Ok(Flow::Next);
                     }
@@ -388,21 +397,25 @@ impl Session {
                 if self.batch_target == Target::Replica {
                     self.batch_target = self.frame_target(f, stmt.as_ref())?;
                 }
+                let mut rebind = None;
                 match bound {
                     Some(Err(msg)) => {
                         self.batch_refusal.get_or_insert(msg);
                     }
-                    Some(Ok(s)) => match self.batch_shard {
-                        Some(b) if b != s => {
+                    Some(Ok(t)) => match self.batch_shard {
+                        Some(b) if b != t.shard => {
                             self.batch_refusal.get_or_insert_with(|| {
                                 "an extended-protocol batch (messages up to Sync) whose statements go to different shards is not supported: send a Sync after each statement".to_string()
                             });
                         }
-                        _ => self.batch_shard = Some(s),
+                        _ => {
+                            self.batch_shard = Some(t.shard);
+                            rebind = t.rebind;
+                        }
                     },
                     None => {}
                 }
-                self.batch.push((f.clone(), stmt));
+                self.batch.push((f.clone(), stmt, rebind));
                 if matches!(f.tag, b'B' | b'D' | b'E' | b'S' | b'H') {
                     self.route_batch().await?;
                 }
@@ -447,7 +460,7 @@ impl Session {
             b'B' => {
                 let b = Bind::read(f)?;
                 // the newest Parse of that name in the waiting batch, else the registry
-                let in_batch = self.batch.iter().rev().find_map(|(bf, s)| {
+                let in_batch = self.batch.iter().rev().find_map(|(bf, s, _)| {
                     let s = s.as_ref()?;
                     (Parse::read(bf).ok()?.name == b.statement).then_some(s)
                 });
@@ -485,7 +498,7 @@ impl Session {
                 "08006",
                 "server connection lost: the open transaction was rolled back",
             );
-            if self.batch.iter().any(|(f, _)| f.tag == b'S') || self.batch.is_empty() {
+            if self.batch.iter().any(|(f, _, _)| f.tag == b'S') || self.batch.is_empty() {
                 messages::ready_for_query(&mut self.cout, b'I');
             } else {
                 self.skip_to_sync = true;
@@ -506,7 +519,7 @@ impl Session {
         match self.acquire(target, shard).await {
             Some(i) => Ok(Some(i)),
             None => {
-                if self.batch.is_empty() || self.batch.iter().any(|(f, _)| f.tag == b'S') {
+                if self.batch.is_empty() || self.batch.iter().any(|(f, _, _)| f.tag == b'S') {
                     messages::ready_for_query(&mut self.cout, b'I');
                 } else {
                     self.skip_to_sync = true;
@@ -555,8 +568,8 @@ impl Session {
         self.pin(idx, true);
         let mut batch = std::mem::take(&mut self.batch);
         self.batch_target = Target::Replica;
-        for (f, stmt) in batch.drain(..) {
-            self.extended(idx, &f, stmt)?;
+        for (f, stmt, rebind) in batch.drain(..) {
+            self.extended(idx, &f, stmt, rebind)?;
         }
         // keep the allocation for the next batch
         self.batch = batch;
@@ -655,7 +668,13 @@ impl Session {
     }
 
     /// Forwards one extended-protocol message to the pinned slot.
-    fn extended(&mut self, idx: usize, f: &Frame, stmt: Option<Arc<Statement>>) -> Result<(), End> {
+    fn extended(
+        &mut self,
+        idx: usize,
+        f: &Frame,
+        stmt: Option<Arc<Statement>>,
+        rebind: Option<Bytes>,
+    ) -> Result<(), End> {
         match f.tag {
             b'P' => {
                 let stmt = match stmt {
@@ -687,6 +706,19 @@ impl Session {
             b'B' => {
                 let b = Bind::read(f)?;
                 let stmt = self.statements.get(b.statement).cloned();
+                if let Some(bytes) = rebind {
+                    // the statement rewritten for this execution, on the unnamed statement
+                    let slot = &mut self.slots[idx];
+                    slot.out.extend_from_slice(&bytes);
+                    slot.pending.push_back(Pending::new(Kind::Parse, true));
+                    slot.pending.push_back(Pending::new(Kind::Bind, false));
+                    slot.prepared.remove(&b""[..]);
+                    match stmt {
+                        Some(s) => slot.portals.insert(Bytes::copy_from_slice(b.portal), s),
+                        None => slot.portals.remove(b.portal),
+                    };
+                    return Ok(());
+                }
                 if let Some(s) = &stmt {
                     self.ensure(idx, b.statement, s);
                 }
@@ -1085,17 +1117,17 @@ impl Session {
         self.batch_waiting = false;
         if let Some(p) = self.pinned {
             // a transaction (or a busy server): fail it there, in order
-            self.batch.retain(|(f, _)| f.tag == b'S');
+            self.batch.retain(|(f, _, _)| f.tag == b'S');
             self.refuse_in_batch(p, &message);
             let synced = !self.batch.is_empty();
-            for (f, _) in std::mem::take(&mut self.batch) {
+            for (f, _, _) in std::mem::take(&mut self.batch) {
                 self.slots[p].send(&f, Some(Pending::new(Kind::Sync, false)));
             }
             self.open_batch = !synced;
             return Ok(());
         }
         messages::error_response(&mut self.cout, Severity::Error, "0A000", &message);
-        if self.batch.iter().any(|(f, _)| f.tag == b'S') {
+        if self.batch.iter().any(|(f, _, _)| f.tag == b'S') {
             messages::ready_for_query(&mut self.cout, b'I');
         } else {
             self.skip_to_sync = true;
@@ -1106,9 +1138,9 @@ impl Session {
 
     /// The shard a Bind routes to, or the refusal; `None` when its statement
     /// names no sharded table (it goes wherever the batch goes).
-    fn bind_shard(&self, f: &Frame) -> Result<Option<Result<usize, String>>, End> {
+    fn bind_shard(&self, f: &Frame) -> Result<Option<Result<BindTarget, String>>, End> {
         let b = Bind::read(f)?;
-        let in_batch = self.batch.iter().rev().find_map(|(bf, s)| {
+        let in_batch = self.batch.iter().rev().find_map(|(bf, s, _)| {
             let s = s.as_ref()?;
             (Parse::read(bf).ok()?.name == b.statement).then_some(s)
         });
@@ -1125,13 +1157,27 @@ impl Session {
             .with_topology(|t| plan.bind(t, &params, &mut || ctx.routing.next_id()));
         Ok(Some(match route {
             Err(r) => Err(r.message),
-            Ok(route) => match route.single_unchanged() {
-                Some(s) => Ok(s),
-                None => Err(if route.shards.len() > 1 {
-                    "a prepared statement that runs on several shards is not supported yet in the extended protocol: send it as a simple query, or restrict it to one shard's keys".to_string()
-                } else {
-                    "a prepared statement that shardgate must rewrite (generated key columns, interval tables) is not supported yet in the extended protocol: send it as a simple query".to_string()
-                }),
+            Ok(route) if route.shards.len() > 1 || route.mirror => Err(
+                "a prepared statement that runs on several shards is not supported yet in the extended protocol: send it as a simple query, or restrict it to one shard's keys".to_string(),
+            ),
+            Ok(mut route) => match route.shards.pop() {
+                None => Err("no shard to run this statement".to_string()),
+                Some(t) => {
+                    let rebind = match &t.sql {
+                        None => None,
+                        Some(sql) => {
+                            let types = messages::parse_param_types(&stmt.parse)?;
+                            Some(
+                                messages::rebind(f, sql, &types, t.params.as_deref())?
+                                    .freeze(),
+                            )
+                        }
+                    };
+                    Ok(BindTarget {
+                        shard: t.shard,
+                        rebind,
+                    })
+                }
             },
         }))
     }

@@ -194,6 +194,105 @@ pub fn bind_params(f: &Frame) -> Result<Vec<sql_rewrite::route::Param<'_>>, Malf
     Ok(out)
 }
 
+/// The parameter type OIDs a `Parse` frame declares.
+pub fn parse_param_types(f: &Frame) -> Result<Vec<u32>, Malformed> {
+    let mut r = Reader::new(f.body(), "Parse");
+    r.cstr()?;
+    r.cstr()?;
+    let n = r.i16()?;
+    if n < 0 {
+        return Err(r.err());
+    }
+    (0..n).map(|_| r.i32().map(|t| t as u32)).collect()
+}
+
+/// Replaces a client's `Bind` by a `Parse` of `sql` on the unnamed
+/// statement and a `Bind` of the same portal to it, with the client's
+/// parameters picked and ordered by `mapping` (0-based; `None`: all, as they
+/// are) and their formats and declared types following them.
+pub fn rebind(
+    bind: &Frame,
+    sql: &str,
+    types: &[u32],
+    mapping: Option<&[usize]>,
+) -> Result<BytesMut, Malformed> {
+    let mut r = Reader::new(bind.body(), "Bind");
+    let portal = r.cstr()?;
+    r.cstr()?;
+    let nfmt = r.i16()?;
+    if nfmt < 0 {
+        return Err(r.err());
+    }
+    let formats: Vec<i16> = (0..nfmt).map(|_| r.i16()).collect::<Result<_, _>>()?;
+    let nparams = r.i16()?;
+    if nparams < 0 {
+        return Err(r.err());
+    }
+    let mut values: Vec<Option<&[u8]>> = Vec::with_capacity(nparams as usize);
+    for _ in 0..nparams {
+        let len = r.i32()?;
+        values.push(match len {
+            -1 => None,
+            n if n >= 0 => Some(r.take(n as usize)?),
+            _ => return Err(r.err()),
+        });
+    }
+    let nres = r.i16()?;
+    if nres < 0 {
+        return Err(r.err());
+    }
+    let results = r.take(nres as usize * 2)?;
+    let order: Vec<usize> = match mapping {
+        Some(m) => m.to_vec(),
+        None => (0..values.len()).collect(),
+    };
+    let mut out = BytesMut::with_capacity(bind.bytes.len() + sql.len() + 32);
+    let at = begin(&mut out, b'P');
+    put_cstr(&mut out, b"");
+    put_cstr(&mut out, sql.as_bytes());
+    let typed: Vec<u32> = if types.len() >= values.len() {
+        order
+            .iter()
+            .map(|&i| types.get(i).copied().unwrap_or(0))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    out.put_i16(typed.len() as i16);
+    for t in typed {
+        out.put_u32(t);
+    }
+    finish(&mut out, at);
+    let at = begin(&mut out, b'B');
+    put_cstr(&mut out, portal);
+    put_cstr(&mut out, b"");
+    if formats.len() > 1 {
+        out.put_i16(order.len() as i16);
+        for &i in &order {
+            out.put_i16(formats.get(i).copied().unwrap_or(0));
+        }
+    } else {
+        out.put_i16(formats.len() as i16);
+        for f in &formats {
+            out.put_i16(*f);
+        }
+    }
+    out.put_i16(order.len() as i16);
+    for &i in &order {
+        match values.get(i).copied().flatten() {
+            Some(v) => {
+                out.put_i32(v.len() as i32);
+                out.put_slice(v);
+            }
+            None => out.put_i32(-1),
+        }
+    }
+    out.put_i16(nres);
+    out.put_slice(results);
+    finish(&mut out, at);
+    Ok(out)
+}
+
 /// The target of a `Describe` or `Close`: a statement (`S`) or portal (`P`).
 #[derive(Debug, Clone)]
 pub struct Target<'a> {

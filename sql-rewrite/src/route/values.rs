@@ -92,7 +92,16 @@ pub fn from_binary(bytes: &[u8], ty: KeyType) -> Converted {
             shard_config::time::time_from_binary(bytes, ty).map(Key::Time)
         }
     };
-    key.map_or(Converted::Invalid, Converted::Key)
+    match key {
+        Some(k) => Converted::Key(k),
+        // A parameter cast to the key type (`$1::text::date`) arrives in its
+        // own type's binary form, which for text is its text: uuid and time
+        // keys cannot be mistaken (their binary forms are 16, 4 or 8 bytes).
+        None if (ty == KeyType::Uuid && bytes.len() != 16) || (ty.is_time() && bytes.len() > 8) => {
+            from_text(bytes, ty)
+        }
+        None => Converted::Invalid,
+    }
 }
 
 /// A uuid as PostgreSQL's `uuid_in` reads it: 32 hex digits, optionally in
@@ -261,6 +270,28 @@ mod tests {
             Converted::Key(Key::Int(1 << 40))
         );
         assert_eq!(from_binary(&[1, 2, 3], KeyType::Int), Converted::Invalid);
+    }
+
+    #[test]
+    fn text_sent_in_binary_for_uuid_and_time_keys() {
+        let u = b"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
+        assert!(matches!(
+            from_binary(u, KeyType::Uuid),
+            Converted::Key(Key::Uuid(_))
+        ));
+        assert!(matches!(
+            from_binary(b"2026-11-05 10:00", KeyType::Timestamptz),
+            Converted::Key(Key::Time(_))
+        ));
+        assert_eq!(
+            from_binary(&[0, 0, 0, 1, 2], KeyType::Date),
+            Converted::Invalid
+        );
+        // int keys never guess: "42" as text is two bytes, which is also an int2
+        assert_eq!(
+            from_binary(b"42", KeyType::Int),
+            Converted::Key(Key::Int(0x3432))
+        );
     }
 
     #[test]

@@ -11,6 +11,27 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use integration::{config_for_shards, Cluster, ClusterOptions, PgServer, Proxy};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
+/// A `date` parameter in binary: days since 2000-01-01.
+#[derive(Debug)]
+struct PgDate(i32);
+
+impl tokio_postgres::types::ToSql for PgDate {
+    fn to_sql(
+        &self,
+        _: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(&self.0.to_be_bytes());
+        Ok(tokio_postgres::types::IsNull::No)
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        *ty == tokio_postgres::types::Type::DATE
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
 /// Tables of the test deployment (appended to the generated shard list).
 const TABLES: &str = r#"
 [tables.users]
@@ -394,6 +415,28 @@ async fn broadcast_time_tables_refusals_and_transactions() {
             .len(),
         3
     );
+    // Prepared, with a binary date parameter: routed at Bind, rewritten to
+    // the month table on its shard.
+    let insert = c
+        .prepare("INSERT INTO orders_archive (id, created_at, total) VALUES ($1, $2, $3)")
+        .await
+        .expect("prepare");
+    c.execute(&insert, &[&4i64, &PgDate(9840), &40i32]) // 2026-12-10
+        .await
+        .expect("prepared insert into a month table");
+    assert_eq!(count(1, "orders_archive_2026_12").await, 2);
+    let select = c
+        .prepare("SELECT total FROM orders_archive WHERE created_at = $1")
+        .await
+        .expect("prepare");
+    let totals: Vec<i32> = c
+        .query(&select, &[&PgDate(9840)])
+        .await
+        .expect("prepared read of a month table")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(totals, [40]);
     let (code, msg) = refusal(&c, "SELECT * FROM orders_archive").await;
     assert_eq!(code, "0A000");
     assert!(msg.contains("one table per time interval"), "{msg}");
@@ -532,11 +575,31 @@ async fn generated_ids_from_16_clients_are_distinct() {
                 .await
                 .expect("insert with generated ids");
             }
+            // The extended protocol: the rewritten INSERT runs on the owner of its new id.
+            let insert = c
+                .prepare("INSERT INTO notes (body) VALUES ($1) RETURNING id")
+                .await
+                .expect("prepare");
+            let mut returned = Vec::new();
+            for r in 0..50 {
+                let row = c
+                    .query_one(&insert, &[&format!("c{client} prepared {r}")])
+                    .await
+                    .expect("prepared insert with a generated id");
+                returned.push(row.get::<_, i64>(0));
+            }
+            returned
         }));
     }
+    let mut returned = HashSet::new();
     for t in tasks {
-        t.await.expect("client task");
+        returned.extend(t.await.expect("client task"));
     }
+    assert_eq!(
+        returned.len(),
+        16 * 50,
+        "RETURNING gave each prepared row its own id"
+    );
     let mut ids = HashSet::new();
     let mut total = 0;
     for cluster in &clusters {
@@ -548,6 +611,10 @@ async fn generated_ids_from_16_clients_are_distinct() {
             total += 1;
         }
     }
-    assert_eq!(total, 100_000, "every row stored once");
-    assert_eq!(ids.len(), 100_000, "all generated ids distinct");
+    assert_eq!(total, 100_800, "every row stored once");
+    assert_eq!(ids.len(), 100_800, "all generated ids distinct");
+    assert!(
+        returned.is_subset(&ids),
+        "the returned ids are the stored ones"
+    );
 }
