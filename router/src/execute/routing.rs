@@ -11,7 +11,7 @@ use shard_config::{Config, ShardMap};
 use sql_rewrite::route::{plan, Plan, Topology};
 
 /// Plans kept before the cache is cleared (a bound on memory, not an LRU).
-const PLAN_CACHE_LIMIT: usize = 10_000;
+const PLAN_CACHE_LIMIT: usize = 4096;
 
 /// Routing state shared by every session.
 pub struct Routing {

@@ -153,45 +153,73 @@ impl<'a> Bind<'a> {
     }
 }
 
+/// Every field of a `Bind` frame, for routing by parameter and rewriting.
+struct BindParts<'a> {
+    portal: &'a [u8],
+    formats: Vec<i16>,
+    values: Vec<Option<&'a [u8]>>,
+    nres: i16,
+    results: &'a [u8],
+}
+
+impl<'a> BindParts<'a> {
+    fn read(f: &'a Frame) -> Result<Self, Malformed> {
+        let mut r = Reader::new(f.body(), "Bind");
+        let portal = r.cstr()?;
+        r.cstr()?;
+        let nfmt = r.i16()?;
+        if nfmt < 0 {
+            return Err(r.err());
+        }
+        let formats = (0..nfmt).map(|_| r.i16()).collect::<Result<_, _>>()?;
+        let nparams = r.i16()?;
+        if nparams < 0 {
+            return Err(r.err());
+        }
+        let mut values = Vec::with_capacity(nparams as usize);
+        for _ in 0..nparams {
+            values.push(match r.i32()? {
+                -1 => None,
+                n if n >= 0 => Some(r.take(n as usize)?),
+                _ => return Err(r.err()),
+            });
+        }
+        let nres = r.i16()?;
+        if nres < 0 {
+            return Err(r.err());
+        }
+        let results = r.take(nres as usize * 2)?;
+        Ok(Self {
+            portal,
+            formats,
+            values,
+            nres,
+            results,
+        })
+    }
+
+    /// The format of parameter `i`: one code for all, one each, or text.
+    fn binary(&self, i: usize) -> bool {
+        match self.formats.as_slice() {
+            [] => false,
+            [one] => *one == 1,
+            all => all.get(i) == Some(&1),
+        }
+    }
+}
+
 /// The parameter values of a `Bind` frame with their formats (text unless
 /// the format codes say binary), for routing by key.
 pub fn bind_params(f: &Frame) -> Result<Vec<sql_rewrite::route::Param<'_>>, Malformed> {
-    let mut r = Reader::new(f.body(), "Bind");
-    r.cstr()?;
-    r.cstr()?;
-    let nfmt = r.i16()?;
-    if nfmt < 0 {
-        return Err(r.err());
-    }
-    let formats = r.take(nfmt as usize * 2)?;
-    let nparams = r.i16()?;
-    if nparams < 0 {
-        return Err(r.err());
-    }
-    let binary = |i: usize| -> bool {
-        let at = match nfmt {
-            0 => return false,
-            1 => 0,
-            _ => i * 2,
-        };
-        formats.get(at..at + 2) == Some(&[0, 1][..])
-    };
-    let mut out = Vec::with_capacity(nparams as usize);
-    for i in 0..nparams as usize {
-        let len = r.i32()?;
-        let value = if len >= 0 {
-            Some(r.take(len as usize)?)
-        } else if len == -1 {
-            None
-        } else {
-            return Err(r.err());
-        };
-        out.push(sql_rewrite::route::Param {
-            value,
-            binary: binary(i),
-        });
-    }
-    Ok(out)
+    let b = BindParts::read(f)?;
+    Ok(b.values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| sql_rewrite::route::Param {
+            value: *v,
+            binary: b.binary(i),
+        })
+        .collect())
 }
 
 /// The parameter type OIDs a `Parse` frame declares.
@@ -216,32 +244,13 @@ pub fn rebind(
     types: &[u32],
     mapping: Option<&[usize]>,
 ) -> Result<BytesMut, Malformed> {
-    let mut r = Reader::new(bind.body(), "Bind");
-    let portal = r.cstr()?;
-    r.cstr()?;
-    let nfmt = r.i16()?;
-    if nfmt < 0 {
-        return Err(r.err());
-    }
-    let formats: Vec<i16> = (0..nfmt).map(|_| r.i16()).collect::<Result<_, _>>()?;
-    let nparams = r.i16()?;
-    if nparams < 0 {
-        return Err(r.err());
-    }
-    let mut values: Vec<Option<&[u8]>> = Vec::with_capacity(nparams as usize);
-    for _ in 0..nparams {
-        let len = r.i32()?;
-        values.push(match len {
-            -1 => None,
-            n if n >= 0 => Some(r.take(n as usize)?),
-            _ => return Err(r.err()),
-        });
-    }
-    let nres = r.i16()?;
-    if nres < 0 {
-        return Err(r.err());
-    }
-    let results = r.take(nres as usize * 2)?;
+    let BindParts {
+        portal,
+        formats,
+        values,
+        nres,
+        results,
+    } = BindParts::read(bind)?;
     let order: Vec<usize> = match mapping {
         Some(m) => m.to_vec(),
         None => (0..values.len()).collect(),
@@ -583,6 +592,60 @@ mod tests {
         let f = frame(&b);
         let bind = Bind::read(&f).unwrap();
         assert_eq!(bind.statement, b"s1");
+    }
+
+    #[test]
+    fn bind_params_and_rebind() {
+        // Bind "p" to "s1": formats text, binary, text; values "a", 0x0102, NULL; results binary
+        let mut b = BytesMut::new();
+        let at = begin(&mut b, b'B');
+        put_cstr(&mut b, b"p");
+        put_cstr(&mut b, b"s1");
+        b.put_i16(3);
+        for f in [0, 1, 0] {
+            b.put_i16(f);
+        }
+        b.put_i16(3);
+        b.put_i32(1);
+        b.put_slice(b"a");
+        b.put_i32(2);
+        b.put_slice(&[1, 2]);
+        b.put_i32(-1);
+        b.put_i16(1);
+        b.put_i16(1);
+        finish(&mut b, at);
+        let f = frame(&b);
+        let params = bind_params(&f).unwrap();
+        assert_eq!(params.len(), 3);
+        assert_eq!(
+            (params[0].value, params[0].binary),
+            (Some(&b"a"[..]), false)
+        );
+        assert_eq!(
+            (params[1].value, params[1].binary),
+            (Some(&[1u8, 2][..]), true)
+        );
+        assert_eq!(params[2].value, None);
+
+        let out = rebind(&f, "SELECT $1, $2", &[25, 21, 25], Some(&[1, 0])).unwrap();
+        let mut buf = out.clone();
+        let p = split(&mut buf, 1 << 20).unwrap().unwrap();
+        assert_eq!(Parse::read(&p).unwrap().query, "SELECT $1, $2");
+        assert_eq!(Parse::read(&p).unwrap().name, b"");
+        assert_eq!(parse_param_types(&p).unwrap(), [21, 25]);
+        let bf = split(&mut buf, 1 << 20).unwrap().unwrap();
+        let bind = Bind::read(&bf).unwrap();
+        assert_eq!((bind.portal, bind.statement), (&b"p"[..], &b""[..]));
+        let params = bind_params(&bf).unwrap();
+        assert_eq!(
+            (params[0].value, params[0].binary),
+            (Some(&[1u8, 2][..]), true)
+        );
+        assert_eq!(
+            (params[1].value, params[1].binary),
+            (Some(&b"a"[..]), false)
+        );
+        assert!(buf.is_empty());
     }
 
     #[test]
