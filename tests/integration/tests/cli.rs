@@ -111,36 +111,103 @@ fn demo_starts_serves_and_cleans_up_on_ctrl_c() {
         .spawn()
         .expect("spawn demo");
     let pid = child.id();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let psql = pg_bin("psql").unwrap();
-    let port_s = port.to_string();
-    let args = [
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &port_s,
-        "-U",
-        "shop",
-        "-d",
-        "shop",
-        "-X",
-        "-At",
-        "-c",
-        "SELECT pg_is_in_recovery()",
-    ];
-    let answer = loop {
-        if let Ok(out) = run_cmd(&psql, &args, &[("PGPASSWORD", "shop")]) {
-            if out.status.success() {
-                break String::from_utf8_lossy(&out.stdout).trim().to_string();
+    // The demo prints its banner once the shop is loaded: read stdout as it
+    // comes, until the banner's last line.
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
             }
         }
-        if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
-            let _ = child.kill();
-            panic!("demo did not come up");
+    });
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut banner = String::new();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(300)) {
+            Ok(line) => {
+                banner.push_str(&line);
+                banner.push('\n');
+                if line.contains("Ctrl-C stops and removes everything") {
+                    break;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = child.kill();
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!("demo exited before it was up: {banner}\n{err}");
+            }
         }
-        std::thread::sleep(Duration::from_millis(300));
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("demo did not come up: {banner}");
+        }
+    }
+    assert!(
+        banner.contains("psql -h 127.0.0.1"),
+        "prints how to connect: {banner}"
+    );
+    let psql = pg_bin("psql").unwrap();
+    let query = |port: &str, sql: &str| -> String {
+        let out = run_cmd(
+            &psql,
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                port,
+                "-U",
+                "shop",
+                "-d",
+                "shop",
+                "-X",
+                "-At",
+                "-c",
+                sql,
+            ],
+            &[("PGPASSWORD", "shop")],
+        )
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{sql} on port {port}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
-    assert_eq!(answer, "t", "a read through the demo reaches its replica");
+    let port_s = port.to_string();
+    assert_eq!(
+        query(&port_s, "SELECT pg_is_in_recovery()"),
+        "t",
+        "a read through the demo reaches a replica"
+    );
+    assert_eq!(
+        query(&port_s, "SELECT count(*) FROM products"),
+        "20",
+        "the shop's products, through the proxy"
+    );
+    // Users live on both shards' primaries (ports from the banner).
+    for shard in ["s0", "s1"] {
+        let prefix = format!("  {shard}  primary 127.0.0.1:");
+        let primary = banner
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("banner names {shard}'s primary: {banner}"));
+        let users: u32 = query(primary, "SELECT count(*) FROM users")
+            .parse()
+            .expect("a count");
+        assert!(users > 0, "{shard} holds users");
+    }
+    assert!(
+        banner.contains("-> replica s0: SELECT * FROM orders_archive_2026_03 AS orders_archive"),
+        "a worked example of a month table: {banner}"
+    );
     // Ctrl-C
     sigint(pid);
     let status = loop {
@@ -153,18 +220,8 @@ fn demo_starts_serves_and_cleans_up_on_ctrl_c() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let mut stdout = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
+    let _ = reader.join();
     assert!(status.success(), "demo exit: {status:?}");
-    assert!(
-        stdout.contains("psql -h 127.0.0.1"),
-        "prints how to connect: {stdout}"
-    );
     let root = std::env::temp_dir().join(format!("shardgate-demo-{pid}"));
     assert!(!root.exists(), "demo removed {}", root.display());
 }
