@@ -298,10 +298,14 @@ impl Session {
                 }
                 let sql = messages::query_text(f)?;
                 if let Some(inner) = show_route(sql) {
-                    if self.pinned.is_some() {
-                        return Ok(Flow::Wait);
-                    }
-                    self.show_route(inner);
+                    // answered by the proxy, after what the pinned server still owes
+                    let status = match self.pinned.map(|p| &self.slots[p]) {
+                        Some(s) if !s.pending.is_empty() => return Ok(Flow::Wait),
+                        Some(s) => s.status,
+                        None if self.deferred_begin.is_some() => b'T',
+                        None => b'I',
+                    };
+                    self.show_route(inner, status);
                     return Ok(Flow::Next);
                 }
                 let class = classify(sql, &self.ctx.config.proxy.write_functions);
@@ -369,6 +373,7 @@ impl Session {
                 let Some(idx) = self.target_slot(Target::Primary, shard).await? else {
                     return Ok(self.pinned.map_or(Flow::Next, |_| Flow::Wait));
                 };
+                self.send_deferred_begin(idx);
                 self.slots[idx].send(f, Some(Pending::new(Kind::FunctionCall, false)));
                 self.pin(idx, false);
             }
@@ -532,7 +537,11 @@ impl Session {
 
     /// Sends the waiting batch to one server, or marks it waiting.
     async fn route_batch(&mut self) -> Result<(), End> {
-        let target = self.batch_target;
+        let target = match &self.deferred_begin {
+            // a read-write transaction the proxy has not placed yet: its primary
+            Some(b) if b.target == Target::Primary => Target::Primary,
+            _ => self.batch_target,
+        };
         let had_pin = self.pinned.is_some();
         if let Some(msg) = self.batch_refusal.take() {
             return self.refuse_batch(msg);
@@ -564,7 +573,15 @@ impl Session {
         };
         self.batch_waiting = false;
         self.batch_shard = None;
-        self.send_deferred_begin(idx);
+        // Preparing and describing are not part of a transaction: only a
+        // batch that executes something places a held-back BEGIN.
+        if self
+            .batch
+            .iter()
+            .any(|(f, _, _)| matches!(f.tag, b'B' | b'E'))
+        {
+            self.send_deferred_begin(idx);
+        }
         self.pin(idx, true);
         let mut batch = std::mem::take(&mut self.batch);
         self.batch_target = Target::Replica;
@@ -908,7 +925,13 @@ impl Session {
             _ => {}
         }
         if forward {
-            self.cout.extend_from_slice(&f.bytes);
+            match (&self.deferred_begin, f.tag) {
+                // the client is in a transaction the proxy holds back
+                (Some(b), b'Z') => {
+                    messages::ready_for_query(&mut self.cout, if b.failed { b'E' } else { b'T' })
+                }
+                _ => self.cout.extend_from_slice(&f.bytes),
+            }
         }
         Ok(())
     }
@@ -1276,7 +1299,7 @@ impl Session {
     }
 
     /// Answers `SHOW ROUTE <sql>`: one row per target shard.
-    fn show_route(&mut self, sql: &str) {
+    fn show_route(&mut self, sql: &str, status: u8) {
         let ctx = self.ctx.clone();
         let read_from_primary = ctx.config.routing.read_from == shard_config::ReadFrom::Primary;
         let rows = ctx.routing.with_topology(|t| {
@@ -1307,11 +1330,6 @@ impl Session {
                 messages::command_complete(&mut self.cout, &format!("SHOW {}", rows.len()));
             }
         }
-        let status = if self.deferred_begin.is_some() {
-            b'T'
-        } else {
-            b'I'
-        };
         messages::ready_for_query(&mut self.cout, status);
     }
 

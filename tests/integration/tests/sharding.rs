@@ -369,6 +369,9 @@ async fn broadcast_time_tables_refusals_and_transactions() {
     )
     .await
     .expect("december row");
+    for cluster in &clusters {
+        cluster.wait_replicated().await.expect("replicated");
+    }
     let count = |shard: usize, table: &'static str| {
         let server = &clusters[shard].primary;
         async move {
@@ -425,6 +428,9 @@ async fn broadcast_time_tables_refusals_and_transactions() {
         .await
         .expect("prepared insert into a month table");
     assert_eq!(count(1, "orders_archive_2026_12").await, 2);
+    for cluster in &clusters {
+        cluster.wait_replicated().await.expect("replicated");
+    }
     let select = c
         .prepare("SELECT total FROM orders_archive WHERE created_at = $1")
         .await
@@ -495,6 +501,33 @@ async fn broadcast_time_tables_refusals_and_transactions() {
             .len();
     }
     assert_eq!(found, 1, "committed on exactly one shard");
+
+    // A driver's transaction: BEGIN, then prepared statements (read, then
+    // write: the read already runs on the primary of the key's shard).
+    {
+        let mut c2 = proxy.connect("shop", "shop").await.expect("connect");
+        let tx = c2.transaction().await.expect("begin");
+        let rows = tx
+            .query("SELECT name FROM users WHERE id = $1", &[&s1_key])
+            .await
+            .expect("read in a transaction");
+        assert_eq!(rows.len(), 1);
+        tx.execute("UPDATE users SET name = 'd' WHERE id = $1", &[&s1_key])
+            .await
+            .expect("write after a read in the same transaction");
+        tx.simple_query("SHOW ROUTE SELECT 1")
+            .await
+            .expect("SHOW ROUTE inside a transaction answers at once");
+        tx.commit().await.expect("commit");
+    }
+    assert_eq!(
+        column(
+            &c,
+            &format!("SELECT name FROM users WHERE id = {s1_key} /* shardgate: primary */")
+        )
+        .await,
+        ["d"]
+    );
 
     // A transaction that would span shards is refused and rolled back.
     let keys: Vec<i64> = (100..200).collect();
