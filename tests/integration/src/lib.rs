@@ -613,7 +613,7 @@ impl Auth {
 }
 
 /// What [`Cluster::start`] builds.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct ClusterOptions {
     /// Number of streaming replicas (hot standbys) of the primary.
     pub replicas: usize,
@@ -990,6 +990,22 @@ impl Cluster {
             primary,
             replicas,
             root,
+        })
+    }
+
+    /// Starts `n` clusters (shards) like [`Cluster::start`], in parallel.
+    pub fn start_many(n: usize, opts: ClusterOptions) -> Result<Vec<Cluster>> {
+        thread::scope(|scope| {
+            let handles: Vec<_> = (0..n)
+                .map(|_| scope.spawn(move || Cluster::start(opts)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow!("cluster setup thread panicked")))
+                })
+                .collect()
         })
     }
 

@@ -59,23 +59,11 @@ start = "2026-01-01"
 
 /// Starts `n` shards (primary + one replica each) in parallel and a proxy.
 fn deployment(n: usize) -> (Vec<Cluster>, Proxy) {
-    let clusters: Vec<Cluster> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..n)
-            .map(|_| {
-                s.spawn(|| {
-                    Cluster::start(ClusterOptions {
-                        replicas: 1,
-                        ..Default::default()
-                    })
-                    .expect("cluster")
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("cluster thread"))
-            .collect()
-    });
+    let opts = ClusterOptions {
+        replicas: 1,
+        ..Default::default()
+    };
+    let clusters = Cluster::start_many(n, opts).expect("clusters");
     let refs: Vec<&Cluster> = clusters.iter().collect();
     let config = format!("{}{TABLES}", config_for_shards(&refs));
     let proxy = Proxy::start(&config).expect("proxy");

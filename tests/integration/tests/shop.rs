@@ -27,15 +27,7 @@ async fn rows(c: &Client, sql: &str) -> Vec<Vec<String>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shop_loads_through_shardgate_and_every_row_is_on_its_shard() {
-    let clusters: Vec<Cluster> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..2)
-            .map(|_| s.spawn(|| Cluster::start(ClusterOptions::default()).expect("cluster")))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("cluster thread"))
-            .collect()
-    });
+    let clusters = Cluster::start_many(2, ClusterOptions::default()).expect("clusters");
     let refs: Vec<&Cluster> = clusters.iter().collect();
     let config = format!("{}\n{}", config_for_shards(&refs), shop_schema::TABLES);
     let proxy = Proxy::start(&config).expect("proxy");
