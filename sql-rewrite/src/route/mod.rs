@@ -72,6 +72,8 @@ enum Kind {
     Default,
     /// Refused whatever the parameters.
     Refused(Refusal),
+    /// An unparseable text that names only interval tables of this shard.
+    Home(usize),
     /// Every statement of the text, analysed.
     Statements(Vec<Analysed>),
 }
@@ -200,6 +202,11 @@ pub fn plan(sql: &str, topo: &Topology<'_>) -> Plan {
     let statements = match crate::classify::parse(sql) {
         Ok(s) => s,
         Err(why) => {
+            if let Some(shard) = refusal::unparsed_home(sql, topo.map) {
+                return Plan {
+                    kind: Kind::Home(shard),
+                };
+            }
             return Plan {
                 kind: match refusal::named_sharded_table(sql, topo.map) {
                     Some(table) => Kind::Refused(Refusal::new(format!(
@@ -207,7 +214,7 @@ pub fn plan(sql: &str, topo: &Topology<'_>) -> Plan {
                     ))),
                     None => Kind::Default,
                 },
-            }
+            };
         }
     };
     let mut analysed = Vec::with_capacity(statements.len());
@@ -420,6 +427,7 @@ impl Plan {
         let statements = match &self.kind {
             Kind::Default => return Ok(Route::one(topo.default_shard)),
             Kind::Refused(r) => return Err(r.clone()),
+            Kind::Home(shard) => return Ok(Route::one(*shard)),
             Kind::Statements(s) => s,
         };
         if let [only] = statements.as_slice() {

@@ -52,6 +52,36 @@ pub fn named_sharded_table(sql: &str, map: &ShardMap) -> Option<String> {
         })
 }
 
+/// For a text the parser cannot read: the one shard it belongs to when it
+/// names interval tables of one shard and no other mapped table than their
+/// logical tables (`CREATE TABLE orders_2026_11 (LIKE orders INCLUDING ALL)`).
+pub fn unparsed_home(sql: &str, map: &ShardMap) -> Option<usize> {
+    let lower = sql.to_ascii_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut home = None;
+    let mut logical = Vec::new();
+    for w in &words {
+        if let Some((l, shard)) = map.physical_table(w) {
+            if home.is_some_and(|h| h != shard) {
+                return None;
+            }
+            home = Some(shard);
+            logical.push(l.to_ascii_lowercase());
+        }
+    }
+    let others = map
+        .tables()
+        .map(|(name, _)| name.to_ascii_lowercase())
+        .any(|name| words.contains(&name.as_str()) && !logical.contains(&name));
+    if others {
+        return None;
+    }
+    home
+}
+
 /// Aggregate functions PostgreSQL ships (lower case).
 const AGGREGATES: &[&str] = &[
     "count",
