@@ -87,8 +87,18 @@ pub fn classify(sql: &str, write_functions: &[String]) -> Classification {
             reason: "read",
         };
     }
+    classify_parsed(sql, parse(sql).as_deref(), write_functions)
+}
+
+/// [`classify`] of a text already parsed (`Err`: the reason it could not
+/// be), so that a caller that needs the statements too parses once.
+pub fn classify_parsed(
+    sql: &str,
+    statements: Result<&[Statement], &&'static str>,
+    write_functions: &[String],
+) -> Classification {
     let hinted = has_primary_hint(sql);
-    let statements = match parse(sql) {
+    let statements = match statements {
         Ok(statements) => statements,
         Err(reason) => {
             return Classification {
@@ -105,7 +115,7 @@ pub fn classify(sql: &str, write_functions: &[String]) -> Classification {
     let mut txn = None;
     let mut first: Option<Verdict> = None;
     let mut first_primary: Option<Verdict> = None;
-    for statement in &statements {
+    for statement in statements {
         let verdict = classify_statement(statement, write_functions, &mut session, &mut txn);
         first.get_or_insert(verdict);
         if verdict.target == Target::Primary {

@@ -8,7 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use shard_config::snowflake::{Layout, Snowflake};
 use shard_config::{Config, ShardMap};
-use sql_rewrite::route::{plan, Plan, Topology};
+use sql_rewrite::route::{plan, plan_classified, Plan, Topology};
+use sql_rewrite::Classification;
 
 /// Plans kept before the cache is cleared (a bound on memory, not an LRU).
 const PLAN_CACHE_LIMIT: usize = 4096;
@@ -16,7 +17,9 @@ const PLAN_CACHE_LIMIT: usize = 4096;
 /// Routing state shared by every session.
 pub struct Routing {
     map: ShardMap,
-    names: Vec<String>,
+    /// Shard names, leaked once per config so that building a [`Topology`]
+    /// per statement allocates nothing.
+    names: Vec<&'static str>,
     default_shard: usize,
     allow_scatter_writes: bool,
     /// `true` when the config shards or broadcasts any table.
@@ -29,7 +32,11 @@ impl Routing {
     /// Routing for a validated config.
     pub fn new(config: &Config) -> Result<Self, shard_config::snowflake::SnowflakeError> {
         let map = config.shard_map();
-        let names: Vec<String> = config.shards.iter().map(|s| s.name.clone()).collect();
+        let names: Vec<&'static str> = config
+            .shards
+            .iter()
+            .map(|s| &*Box::leak(s.name.clone().into_boxed_str()))
+            .collect();
         let default_shard = names
             .iter()
             .position(|n| *n == config.routing.default_shard)
@@ -48,10 +55,9 @@ impl Routing {
 
     /// Calls `f` with the planner's view of the deployment.
     pub fn with_topology<R>(&self, f: impl FnOnce(&Topology<'_>) -> R) -> R {
-        let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
         f(&Topology {
             map: &self.map,
-            shards: &names,
+            shards: &self.names,
             default_shard: self.default_shard,
             allow_scatter_writes: self.allow_scatter_writes,
         })
@@ -70,6 +76,12 @@ impl Routing {
             cache.insert(sql.to_string(), p.clone());
         }
         p
+    }
+
+    /// The plan and classification of a simple-protocol text, parsed once
+    /// and not cached (such texts usually carry their keys as literals).
+    pub fn plan_uncached(&self, sql: &str, write_functions: &[String]) -> (Plan, Classification) {
+        self.with_topology(|t| plan_classified(sql, t, write_functions))
     }
 
     /// A fresh snowflake id.
@@ -92,7 +104,7 @@ impl Routing {
 
     /// Shard name by index.
     pub fn shard_name(&self, i: usize) -> &str {
-        self.names.get(i).map_or("?", String::as_str)
+        self.names.get(i).copied().unwrap_or("?")
     }
 
     /// Index of the default shard.

@@ -308,11 +308,20 @@ impl Session {
                     self.show_route(inner, status);
                     return Ok(Flow::Next);
                 }
-                let class = classify(sql, &self.ctx.config.proxy.write_functions);
+                let (plan, class) = if self.ctx.routing.sharded {
+                    // one parse for both; literal-bearing texts are not cached
+                    let (p, c) = self
+                        .ctx
+                        .routing
+                        .plan_uncached(sql, &self.ctx.config.proxy.write_functions);
+                    (Some(p), c)
+                } else {
+                    (None, classify(sql, &self.ctx.config.proxy.write_functions))
+                };
                 let mut target = self.effective(class.target);
                 let mut shard = self.ctx.routing.default_shard();
                 let mut rewritten = None;
-                if self.ctx.routing.sharded {
+                if let Some(plan) = plan {
                     if let Some(flow) = self.lazy_transaction(f, sql, &class) {
                         return Ok(flow);
                     }
@@ -321,7 +330,6 @@ impl Session {
                             target = Target::Primary;
                         }
                     }
-                    let plan = self.ctx.routing.plan(sql);
                     if plan.is_default() {
                         // no sharded table: inside a transaction it stays with it
                         if let Some(p) = self.pinned.filter(|&p| self.slots[p].status != b'I') {

@@ -33,6 +33,7 @@ use shard_config::{KeyType, ShardMap, TableRule};
 use sqlparser::ast::{AssignmentTarget, Statement};
 
 use crate::keys::{KeySet, KeyValueExpr};
+use crate::Classification;
 pub use preview::{preview, PreviewRow};
 pub use refusal::Refusal;
 use scope::{occurrence_keys, Placement, Walk};
@@ -199,7 +200,34 @@ pub fn plan(sql: &str, topo: &Topology<'_>) -> Plan {
             kind: Kind::Default,
         };
     }
-    let statements = match crate::classify::parse(sql) {
+    plan_parsed(sql, crate::classify::parse(sql), topo)
+}
+
+/// [`plan`] and [`crate::classify`] of a text with one parse.
+pub fn plan_classified(
+    sql: &str,
+    topo: &Topology<'_>,
+    write_functions: &[String],
+) -> (Plan, Classification) {
+    if topo.map.tables().next().is_none() || !may_name_mapped(sql, topo.map) {
+        return (
+            Plan {
+                kind: Kind::Default,
+            },
+            crate::classify(sql, write_functions),
+        );
+    }
+    let parsed = crate::classify::parse(sql);
+    let class = crate::classify::classify_parsed(sql, parsed.as_deref(), write_functions);
+    (plan_parsed(sql, parsed, topo), class)
+}
+
+fn plan_parsed(
+    sql: &str,
+    parsed: Result<Vec<Statement>, &'static str>,
+    topo: &Topology<'_>,
+) -> Plan {
+    let statements = match parsed {
         Ok(s) => s,
         Err(why) => {
             if let Some(shard) = refusal::unparsed_home(sql, topo.map) {

@@ -4,8 +4,8 @@
 
 use std::fmt;
 
-use super::{plan, Param, Refusal, Topology};
-use crate::classify::{classify, Target};
+use super::{plan_classified, Param, Refusal, Topology};
+use crate::classify::Target;
 
 /// One target of a previewed route.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,8 +38,8 @@ pub fn preview(
             binary: false,
         })
         .collect();
-    let route = plan(sql, topo).bind(topo, &bound, next_id)?;
-    let class = classify(sql, write_functions);
+    let (plan, class) = plan_classified(sql, topo, write_functions);
+    let route = plan.bind(topo, &bound, next_id)?;
     let role = if class.target == Target::Primary || read_from_primary {
         "primary"
     } else {
