@@ -1,26 +1,11 @@
 //! `algorithm = "range"` and `algorithm = "list"`: lookups and validation errors with lines.
 
 use shard_config::hash::KeyValue;
-use shard_config::{parse, Config, TableRule};
+use shard_config::{parse, TableRule};
 use shard_config::{Bound, ListValue};
 
-/// Users, backend and three shards s0..s2: what every table test builds on.
-const BASE: &str = include_str!("data/three_shards.toml");
-
-fn with(tables: &str) -> String {
-    format!("{BASE}\n{tables}")
-}
-
-fn ok(tables: &str) -> Config {
-    parse(&with(tables), "gate.toml").unwrap_or_else(|e| panic!("expected a valid config:\n{e}"))
-}
-
-fn line_of(text: &str, needle: &str) -> usize {
-    let offset = text
-        .find(needle)
-        .unwrap_or_else(|| panic!("{needle:?} missing"));
-    text[..offset].matches('\n').count() + 1
-}
+mod common;
+use common::{line_of, ok, with};
 
 /// Exactly one error, on the line of the `nth` (0-based) occurrence of `at`, with every word.
 fn only_error_nth(tables: &str, at: &str, nth: usize, words: &[&str]) {

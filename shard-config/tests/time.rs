@@ -2,25 +2,10 @@
 //! errors with their exact `file:line: message`.
 
 use shard_config::time::parse_time_text;
-use shard_config::{parse, Config, Interval, KeyType, TableRule, TimePlacement};
+use shard_config::{parse, Interval, KeyType, TableRule, TimePlacement};
 
-/// Users, backend and three shards s0..s2: what every table test builds on.
-const BASE: &str = include_str!("data/three_shards.toml");
-
-fn with(tables: &str) -> String {
-    format!("{BASE}\n{tables}")
-}
-
-fn ok(tables: &str) -> Config {
-    parse(&with(tables), "gate.toml").unwrap_or_else(|e| panic!("expected a valid config:\n{e}"))
-}
-
-fn line_of(text: &str, needle: &str) -> usize {
-    let offset = text
-        .find(needle)
-        .unwrap_or_else(|| panic!("{needle:?} missing"));
-    text[..offset].matches('\n').count() + 1
-}
+mod common;
+use common::{line_of, ok, with};
 
 /// Exactly one error: `gate.toml:LINE: message`, LINE that of the first `at`.
 fn only_error(tables: &str, at: &str, message: &str) {

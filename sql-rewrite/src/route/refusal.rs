@@ -32,14 +32,18 @@ impl Refusal {
     }
 }
 
+/// The identifier-like words of a (lower-cased) text.
+fn words(text: &str) -> Vec<&str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$'))
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
 /// A mapped table whose name appears as a word in `sql` (for texts the
 /// parser cannot read).
 pub fn named_sharded_table(sql: &str, map: &ShardMap) -> Option<String> {
     let lower = sql.to_ascii_lowercase();
-    let words: Vec<&str> = lower
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$'))
-        .filter(|w| !w.is_empty())
-        .collect();
+    let words = words(&lower);
     map.tables()
         .map(|(name, _)| name)
         .find(|name| words.contains(&name.to_ascii_lowercase().as_str()))
@@ -57,10 +61,7 @@ pub fn named_sharded_table(sql: &str, map: &ShardMap) -> Option<String> {
 /// logical tables (`CREATE TABLE orders_2026_11 (LIKE orders INCLUDING ALL)`).
 pub fn unparsed_home(sql: &str, map: &ShardMap) -> Option<usize> {
     let lower = sql.to_ascii_lowercase();
-    let words: Vec<&str> = lower
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$'))
-        .filter(|w| !w.is_empty())
-        .collect();
+    let words = words(&lower);
     let mut home = None;
     let mut logical = Vec::new();
     for w in &words {
