@@ -14,6 +14,7 @@ mod depth_limit;
 mod fast_read;
 mod hint;
 pub mod keys;
+pub mod merge;
 mod query_writes;
 pub mod route;
 mod session;

@@ -1,0 +1,366 @@
+//! Merge plans for reads that span shards (issue "cross-shard queries"):
+//! what each shard runs and how the proxy combines the streams so that the
+//! client gets what one database holding every row would return.
+//!
+//! This first part covers ordering and row counts: `ORDER BY` (positions,
+//! output names, expressions, ASC/DESC, NULLS FIRST/LAST; sort keys that are
+//! not in the select list are appended as hidden columns, dropped before the
+//! client sees the rows), `LIMIT`/`OFFSET`/`FETCH FIRST` (each shard gets
+//! `LIMIT limit + offset` and no offset; the merge skips and stops).
+//! Anything else that needs merging is reported by [`MergeError`].
+
+use std::fmt;
+
+use sqlparser::ast::{
+    Expr, Fetch, Ident, LimitClause, Offset, OrderByKind, OrderBySort, Query, SelectItem, SetExpr,
+    Value,
+};
+
+use crate::keys::{folded, strip};
+
+/// Where a sort key's value is in a shard's result row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortColumn {
+    /// A column the client sees, 0-based.
+    Visible(usize),
+    /// The `n`th (0-based) hidden column appended for the merge: column
+    /// `columns - hidden + n` of a row.
+    Hidden(usize),
+    /// The output column of this name (an alias after a `*`, whose position
+    /// is known only from the RowDescription).
+    Named(String),
+}
+
+/// One key of the merge order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortKey {
+    /// Its column.
+    pub column: SortColumn,
+    /// `DESC`.
+    pub descending: bool,
+    /// NULLs sort first (PostgreSQL's default: first for DESC, last for ASC).
+    pub nulls_first: bool,
+}
+
+/// A row count from `LIMIT`, `OFFSET` or `FETCH`: a literal or a parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    /// A literal.
+    Literal(u64),
+    /// `$n`, 1-based, resolved at Bind.
+    Param(usize),
+}
+
+/// How to merge the rows of several shards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergePlan {
+    /// The SQL each shard runs, when it differs from the client's.
+    pub shard_sql: Option<String>,
+    /// The merge order (empty: concatenate in any order).
+    pub order: Vec<SortKey>,
+    /// Hidden columns at the end of each row.
+    pub hidden: usize,
+    /// Rows to skip after merging.
+    pub offset: Option<Count>,
+    /// Rows to return after the offset (`None`: all).
+    pub limit: Option<Count>,
+}
+
+/// Why a query cannot be merged (yet).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MergeError {
+    /// A construct this merge does not handle.
+    #[error("{0} across shards is not supported yet")]
+    Unsupported(String),
+}
+
+/// The merge plan of a top-level query whose rows come from several shards.
+pub fn plan(query: &Query) -> Result<MergePlan, MergeError> {
+    let unsupported = |what: &str| Err(MergeError::Unsupported(what.to_string()));
+    if query
+        .fetch
+        .as_ref()
+        .is_some_and(|f| f.with_ties || f.percent)
+    {
+        return unsupported("FETCH … WITH TIES or PERCENT");
+    }
+    let (limit, offset) = counts(query)?;
+    let mut query = query.clone();
+    // Names in ORDER BY resolve against the output columns: those of the
+    // (leftmost) SELECT. Only a plain SELECT can take hidden columns.
+    let (items, can_hide) = match query.body.as_ref() {
+        SetExpr::Select(s) => (s.projection.clone(), true),
+        body @ SetExpr::SetOperation { .. } => match leftmost(body) {
+            Some(items) => (items.to_vec(), false),
+            None => return unsupported("this query form"),
+        },
+        _ => return unsupported("this query form"),
+    };
+    let mut order = Vec::new();
+    let mut hidden = 0;
+    let mut appended: Vec<SelectItem> = Vec::new();
+    if let Some(by) = &query.order_by {
+        let OrderByKind::Expressions(exprs) = &by.kind else {
+            return unsupported("ORDER BY ALL");
+        };
+        for e in exprs {
+            let descending = match &e.options.sort {
+                None | Some(OrderBySort::Asc) => false,
+                Some(OrderBySort::Desc) => true,
+                Some(OrderBySort::Using(_)) => return unsupported("ORDER BY … USING"),
+            };
+            let nulls_first = e.options.nulls_first.unwrap_or(descending);
+            let column = match output_column(&items, &e.expr) {
+                Some(c) => c,
+                None => match (position(&e.expr), can_hide) {
+                    (Some(p), _) => SortColumn::Visible(p),
+                    (None, true) => {
+                        let n = hidden;
+                        hidden += 1;
+                        appended.push(SelectItem::ExprWithAlias {
+                            expr: e.expr.clone(),
+                            alias: Ident::new(format!("__shardgate_sort_{n}")),
+                        });
+                        SortColumn::Hidden(n)
+                    }
+                    (None, false) => {
+                        return unsupported(
+                            "ORDER BY an expression that is not an output column of a UNION",
+                        )
+                    }
+                },
+            };
+            order.push(SortKey {
+                column,
+                descending,
+                nulls_first,
+            });
+        }
+    }
+    let rewrite = !appended.is_empty() || offset.is_some() || query.fetch.is_some();
+    if let SetExpr::Select(s) = query.body.as_mut() {
+        s.projection.extend(appended);
+    }
+    // Each shard returns its first limit + offset rows, unskipped.
+    if rewrite || limit.is_some() {
+        query.fetch = None;
+        query.limit_clause = limit.map(|l| LimitClause::LimitOffset {
+            limit: Some(shard_limit(l, offset)),
+            offset: None,
+            limit_by: Vec::new(),
+        });
+    }
+    Ok(MergePlan {
+        shard_sql: rewrite.then(|| query.to_string()),
+        order,
+        hidden,
+        offset,
+        limit,
+    })
+}
+
+/// `LIMIT`/`FETCH` and `OFFSET` of a query.
+fn counts(query: &Query) -> Result<(Option<Count>, Option<Count>), MergeError> {
+    let count = |e: &Expr, what: &str| -> Result<Option<Count>, MergeError> {
+        match strip(e) {
+            Expr::Value(v) => match &v.value {
+                Value::Number(n, _) => n
+                    .parse::<u64>()
+                    .map(|n| Some(Count::Literal(n)))
+                    .map_err(|_| MergeError::Unsupported(format!("{what} {n}"))),
+                Value::Null => Ok(None),
+                Value::Placeholder(p) => p
+                    .strip_prefix('$')
+                    .and_then(|n| n.parse().ok())
+                    .map(|n| Some(Count::Param(n)))
+                    .ok_or_else(|| MergeError::Unsupported(format!("{what} {p}"))),
+                _ => Err(MergeError::Unsupported(format!("{what} {e}"))),
+            },
+            _ => Err(MergeError::Unsupported(format!("{what} {e}"))),
+        }
+    };
+    let (mut limit, mut offset) = (None, None);
+    match &query.limit_clause {
+        None => {}
+        Some(LimitClause::LimitOffset {
+            limit: l,
+            offset: o,
+            limit_by,
+        }) => {
+            if !limit_by.is_empty() {
+                return Err(MergeError::Unsupported("LIMIT BY".into()));
+            }
+            if let Some(l) = l {
+                limit = count(l, "LIMIT")?;
+            }
+            if let Some(Offset { value, .. }) = o {
+                offset = count(value, "OFFSET")?;
+            }
+        }
+        Some(LimitClause::OffsetCommaLimit { .. }) => {
+            return Err(MergeError::Unsupported("LIMIT offset, count".into()))
+        }
+    }
+    if let Some(Fetch {
+        quantity: Some(q), ..
+    }) = &query.fetch
+    {
+        limit = count(q, "FETCH FIRST")?;
+    } else if query.fetch.is_some() {
+        limit = Some(Count::Literal(1));
+    }
+    Ok((limit, offset))
+}
+
+/// What each shard's LIMIT must be: enough rows for the offset and the limit.
+fn shard_limit(limit: Count, offset: Option<Count>) -> Expr {
+    let expr = |c: Count| match c {
+        Count::Literal(n) => Expr::value(Value::Number(n.to_string(), false)),
+        Count::Param(n) => Expr::value(Value::Placeholder(format!("${n}"))),
+    };
+    match (limit, offset) {
+        (l, None) => expr(l),
+        (Count::Literal(l), Some(Count::Literal(o))) => expr(Count::Literal(l.saturating_add(o))),
+        (l, Some(o)) => Expr::Nested(Box::new(Expr::BinaryOp {
+            left: Box::new(expr(l)),
+            op: sqlparser::ast::BinaryOperator::Plus,
+            right: Box::new(expr(o)),
+        })),
+    }
+}
+
+/// `ORDER BY 2`: the 0-based output position.
+fn position(e: &Expr) -> Option<usize> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n.parse::<usize>().ok()?.checked_sub(1),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The projection of the leftmost SELECT of a set operation.
+fn leftmost(body: &SetExpr) -> Option<&[SelectItem]> {
+    match body {
+        SetExpr::Select(s) => Some(&s.projection),
+        SetExpr::SetOperation { left, .. } => leftmost(left),
+        _ => None,
+    }
+}
+
+/// The output column an ORDER BY expression names: a bare name equal to an
+/// item's alias or column name, or an expression equal to an item's. After
+/// a wildcard positions are unknown: a name is then resolved at run time,
+/// an expression not at all.
+fn output_column(items: &[SelectItem], e: &Expr) -> Option<SortColumn> {
+    let name = match e {
+        Expr::Identifier(i) => Some(folded(i)),
+        _ => None,
+    };
+    let mut after_wildcard = false;
+    for (i, item) in items.iter().enumerate() {
+        let matches = match item {
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
+                after_wildcard = true;
+                false
+            }
+            SelectItem::ExprWithAlias { expr, alias } => {
+                name.as_deref() == Some(folded(alias).as_str()) || expr == e
+            }
+            SelectItem::UnnamedExpr(expr) => {
+                expr == e
+                    || match (expr, &name) {
+                        (Expr::Identifier(c), Some(n)) => folded(c) == *n,
+                        (Expr::CompoundIdentifier(parts), Some(n)) => {
+                            parts.last().is_some_and(|c| folded(c) == *n)
+                        }
+                        _ => false,
+                    }
+            }
+            _ => false,
+        };
+        if matches {
+            return match (after_wildcard, name) {
+                (false, _) => Some(SortColumn::Visible(i)),
+                (true, Some(n)) => Some(SortColumn::Named(n)),
+                (true, None) => None,
+            };
+        }
+    }
+    None
+}
+
+/// `ORDER BY c1 DESC NULLS LAST, hidden 0 ASC …; offset 5; limit $1`.
+impl fmt::Display for MergePlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if !self.order.is_empty() {
+            let keys: Vec<String> = self
+                .order
+                .iter()
+                .map(|k| {
+                    let col = match &k.column {
+                        SortColumn::Visible(i) => format!("c{}", i + 1),
+                        SortColumn::Hidden(i) => format!("hidden {i}"),
+                        SortColumn::Named(n) => format!("column {n:?}"),
+                    };
+                    format!(
+                        "{col} {} NULLS {}",
+                        if k.descending { "DESC" } else { "ASC" },
+                        if k.nulls_first { "FIRST" } else { "LAST" }
+                    )
+                })
+                .collect();
+            parts.push(format!("order {}", keys.join(", ")));
+        }
+        let count = |c: &Count| match c {
+            Count::Literal(n) => n.to_string(),
+            Count::Param(n) => format!("${n}"),
+        };
+        if let Some(o) = &self.offset {
+            parts.push(format!("offset {}", count(o)));
+        }
+        if let Some(l) = &self.limit {
+            parts.push(format!("limit {}", count(l)));
+        }
+        if parts.is_empty() {
+            parts.push("concatenate".into());
+        }
+        f.write_str(&parts.join("; "))?;
+        if let Some(sql) = &self.shard_sql {
+            write!(f, "; shards run: {sql}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Count {
+    /// The value, with `$n` taken from text-format `params` (`None`: NULL or
+    /// unreadable, that is no limit).
+    pub fn resolve(self, params: &[Option<&[u8]>]) -> Option<u64> {
+        match self {
+            Count::Literal(n) => Some(n),
+            Count::Param(n) => {
+                let v = params.get(n.checked_sub(1)?)?.as_ref()?;
+                std::str::from_utf8(v).ok()?.trim().parse().ok()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_resolve_from_literals_and_text_parameters() {
+        let params: [Option<&[u8]>; 3] = [Some(b"10"), None, Some(b"x")];
+        assert_eq!(Count::Literal(7).resolve(&params), Some(7));
+        assert_eq!(Count::Param(1).resolve(&params), Some(10));
+        assert_eq!(Count::Param(2).resolve(&params), None, "NULL: no limit");
+        assert_eq!(Count::Param(3).resolve(&params), None);
+        assert_eq!(Count::Param(4).resolve(&params), None);
+        assert_eq!(Count::Param(0).resolve(&params), None);
+    }
+}
