@@ -21,7 +21,8 @@ fn actual(case: &Case, topo: &Topology<'_>) -> Vec<String> {
         Err(r) => vec![format!("refused: {}", r.message)],
         Ok(rows) => rows
             .iter()
-            .map(|r| {
+            .enumerate()
+            .flat_map(|(i, r)| {
                 let mut s = format!("{} {}", r.role, r.shard);
                 if r.sql != case.sql {
                     s.push_str(&format!(": {}", r.sql));
@@ -29,7 +30,8 @@ fn actual(case: &Case, topo: &Topology<'_>) -> Vec<String> {
                 if let Some(p) = &r.params {
                     s.push_str(&format!(" [params {p}]"));
                 }
-                s
+                let merge = r.merge.as_ref().filter(|_| i + 1 == rows.len());
+                std::iter::once(s).chain(merge.map(|m| format!("merge: {m}")))
             })
             .collect(),
     }

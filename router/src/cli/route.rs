@@ -37,8 +37,12 @@ pub fn run(path: &str, sql: &str, params: &[String]) -> ExitCode {
     });
     match rows {
         Ok(rows) => {
+            let merge = rows.first().and_then(|r| r.merge.clone());
             for r in rows {
                 println!("{r}");
+            }
+            if let Some(m) = merge {
+                println!("merge: {m}");
             }
             ExitCode::SUCCESS
         }

@@ -4,6 +4,7 @@
 
 use bytes::{Bytes, BytesMut};
 
+use super::merge::RowMerge;
 use crate::protocol::messages;
 
 /// A statement running on several shards.
@@ -24,6 +25,8 @@ pub struct Gather {
     pub mirror: bool,
     /// The lead's answer included an error.
     pub lead_failed: bool,
+    /// An ordered merge (ORDER BY, LIMIT/OFFSET) instead of concatenation.
+    pub merge: Option<RowMerge>,
 }
 
 impl Gather {
@@ -37,6 +40,7 @@ impl Gather {
             error: None,
             mirror,
             lead_failed: false,
+            merge: None,
         }
     }
 
@@ -65,6 +69,10 @@ impl Gather {
         }
         match self.error {
             Some(e) => out.extend_from_slice(&e),
+            None if self.merge.is_some() => {
+                let n = self.merge.as_ref().map_or(0, |m| m.emitted);
+                messages::command_complete(out, &format!("SELECT {n}"));
+            }
             None => {
                 if let Some(prefix) = self.prefix {
                     let tag = if prefix.starts_with("SELECT")

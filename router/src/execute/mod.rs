@@ -1,6 +1,7 @@
 //! Running client statements on servers: routing, forwarding, session state.
 
 mod gather;
+mod merge;
 pub mod routing;
 pub mod session;
 pub mod settings;

@@ -13,6 +13,7 @@ use sql_rewrite::{classify, Classification, SessionEffect, Target, TxnEffect};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::gather::Gather;
+use super::merge::RowMerge;
 use super::settings::Settings;
 use super::slot::{Kind, ParseUndo, Pending, Slot, Statement};
 use crate::backend::{Role, Server};
@@ -210,7 +211,10 @@ impl Session {
                 }
                 (idx, r) = read_any(slots) => {
                     match r {
-                        Ok(n) if n > 0 => self.process_server(idx)?,
+                        Ok(n) if n > 0 => {
+                            self.process_server(idx)?;
+                            self.resume_paused()?;
+                        }
                         Ok(_) => self.server_lost(idx, "server closed the connection unexpectedly"),
                         Err(e) => self.server_lost(idx, &e.to_string()),
                     }
@@ -799,6 +803,9 @@ impl Session {
     /// Handles every complete frame a server sent.
     fn process_server(&mut self, idx: usize) -> Result<(), End> {
         loop {
+            if self.slots.get(idx).is_none_or(|s| s.paused) {
+                break;
+            }
             let split = frame::split(
                 &mut self.slots[idx].conn.rbuf,
                 crate::backend::conn::SERVER_MAX_MESSAGE,
@@ -1248,7 +1255,13 @@ impl Session {
                 None => slot.send(f, Some(p)),
             }
         }
-        self.gather = Some(Gather::new(idxs.len(), route.mirror));
+        let mut gather = Gather::new(idxs.len(), route.mirror);
+        if let Some(plan) = route.merge {
+            let offset = plan.offset.and_then(|c| c.resolve(&[])).unwrap_or(0);
+            let limit = plan.limit.and_then(|c| c.resolve(&[]));
+            gather.merge = Some(RowMerge::new(plan, &idxs, offset, limit));
+        }
+        self.gather = Some(gather);
         if let Some(&first) = idxs.first() {
             self.pin(first, false);
         }
@@ -1271,6 +1284,40 @@ impl Session {
             }
             return Ok(());
         }
+        if let Some(m) = g.merge.as_mut() {
+            match f.tag {
+                b'T' => {
+                    if !g.described {
+                        g.described = true;
+                        match m.describe(&f)? {
+                            Ok(t) => self.cout.extend_from_slice(&t),
+                            Err(why) => {
+                                let mut e = BytesMut::new();
+                                messages::error_response(&mut e, Severity::Error, "0A000", &why);
+                                g.error.get_or_insert(e.freeze());
+                            }
+                        }
+                    }
+                    return Ok(());
+                }
+                b'D' => {
+                    if g.error.is_none() && m.push(idx, f.bytes.clone()) {
+                        slot.paused = true;
+                    }
+                    if g.error.is_none() {
+                        m.drain(&mut self.cout)?;
+                    }
+                    return Ok(());
+                }
+                b'C' | b'E' => {
+                    m.finish_source(idx);
+                    if g.error.is_none() && f.tag == b'C' {
+                        m.drain(&mut self.cout)?;
+                    }
+                }
+                _ => {}
+            }
+        }
         match f.tag {
             b'T' => {
                 if !g.described {
@@ -1279,7 +1326,11 @@ impl Session {
                 }
             }
             b'D' => self.cout.extend_from_slice(&f.bytes),
-            b'C' => g.add_tag(messages::command_tag(&f)?),
+            b'C' => {
+                if g.merge.is_none() {
+                    g.add_tag(messages::command_tag(&f)?);
+                }
+            }
             b'E' => {
                 if is_fatal(&f) {
                     slot.fatal_seen = true;
@@ -1304,6 +1355,20 @@ impl Session {
             _ => self.cout.extend_from_slice(&f.bytes),
         }
         Ok(())
+    }
+
+    /// Reads on from slots whose merge queue has room again.
+    fn resume_paused(&mut self) -> Result<(), End> {
+        loop {
+            let merge = self.gather.as_ref().and_then(|g| g.merge.as_ref());
+            let ready = (0..self.slots.len())
+                .find(|&i| self.slots[i].paused && merge.is_none_or(|m| m.has_room(i)));
+            let Some(i) = ready else {
+                return Ok(());
+            };
+            self.slots[i].paused = false;
+            self.process_server(i)?;
+        }
     }
 
     /// Answers `SHOW ROUTE <sql>`: one row per target shard.
@@ -1390,6 +1455,9 @@ fn read_any(
 ) -> impl std::future::Future<Output = (usize, std::io::Result<usize>)> + '_ {
     std::future::poll_fn(move |cx| {
         for (i, s) in slots.iter_mut().enumerate() {
+            if s.paused {
+                continue;
+            }
             let conn = &mut *s.conn;
             if let std::task::Poll::Ready(r) =
                 tokio_util::io::poll_read_buf(std::pin::Pin::new(&mut conn.rd), cx, &mut conn.rbuf)

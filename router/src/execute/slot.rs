@@ -122,6 +122,8 @@ pub struct Slot {
     pub committed: bool,
     /// A FATAL error from this server was passed to the client.
     pub fatal_seen: bool,
+    /// Not read for now: its rows wait in a merge queue that is full.
+    pub paused: bool,
 }
 
 impl Slot {
@@ -140,6 +142,7 @@ impl Slot {
             txn_effects: Vec::new(),
             committed: false,
             fatal_seen: false,
+            paused: false,
         }
     }
 

@@ -28,7 +28,8 @@ impl<'a> Reader<'a> {
         Self { buf, what }
     }
 
-    fn err(&self) -> Malformed {
+    /// The error for a message that does not parse.
+    pub fn err(&self) -> Malformed {
         Malformed { what: self.what }
     }
 

@@ -355,6 +355,7 @@ pub fn bind(
     Ok(Route {
         scatter: shards.len() > 1,
         mirror: false,
+        merge: None,
         shards,
     })
 }

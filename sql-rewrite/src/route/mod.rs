@@ -33,6 +33,7 @@ use shard_config::{KeyType, ShardMap, TableRule};
 use sqlparser::ast::{AssignmentTarget, Statement};
 
 use crate::keys::{KeySet, KeyValueExpr};
+use crate::merge::MergePlan;
 use crate::Classification;
 pub use preview::{preview, PreviewRow};
 pub use refusal::Refusal;
@@ -93,8 +94,11 @@ struct Analysed {
     keys: Vec<KeySet>,
     /// Key range bounds of each sharded occurrence (range and time tables).
     ranges: Vec<rewrite::KeyRange>,
-    /// A construct that would need merging rows of several shards.
+    /// A construct that would need merging rows of several shards beyond
+    /// ordering and counting.
     needs_merge: Option<&'static str>,
+    /// A read's ordered merge across shards, or why it cannot be merged.
+    merge: Option<Result<MergePlan, String>>,
     /// A reason a key-less read cannot be evaluated shard by shard.
     not_per_shard: Option<String>,
     /// An UPDATE assigning the sharding key: the assigned value.
@@ -124,6 +128,9 @@ pub struct Route {
     /// broadcast writes): the client gets one shard's answer, and an error
     /// from any.
     pub mirror: bool,
+    /// How a scattered read's rows are merged (ordered, counted); `None`:
+    /// concatenated as they come.
+    pub merge: Option<MergePlan>,
 }
 
 /// What one shard receives.
@@ -148,6 +155,7 @@ impl Route {
             }],
             scatter: false,
             mirror: false,
+            merge: None,
         }
     }
 
@@ -171,6 +179,7 @@ impl Route {
         Route {
             scatter: shards.len() > 1,
             mirror: false,
+            merge: None,
             shards,
         }
     }
@@ -368,7 +377,11 @@ fn analyse(statement: Statement, topo: &Topology<'_>) -> Result<Option<Analysed>
         }
     }
     let needs_merge = match &statement {
-        Statement::Query(q) => refusal::needs_merge(q),
+        Statement::Query(q) => refusal::needs_grouping(q),
+        _ => None,
+    };
+    let merge = match &statement {
+        Statement::Query(q) if !explain => Some(crate::merge::plan(q).map_err(|e| e.to_string())),
         _ => None,
     };
     let not_per_shard = refusal::not_per_shard(&walk, &placements, topo);
@@ -421,6 +434,7 @@ fn analyse(statement: Statement, topo: &Topology<'_>) -> Result<Option<Analysed>
         keys,
         ranges,
         needs_merge,
+        merge,
         not_per_shard,
         key_change,
         insert,
@@ -567,7 +581,26 @@ impl Analysed {
             &targets.iter().map(|t| t.0).collect::<Vec<_>>(),
         )?;
         let scatter = targets.len() > 1;
-        Ok(self.routed(targets, scatter))
+        let mut route = self.routed(targets, scatter);
+        if scatter {
+            if let Some(Ok(plan)) = &self.merge {
+                if plan.order.is_empty() && plan.limit.is_none() && plan.offset.is_none() {
+                    return Ok(route);
+                }
+                if let Some(sql) = &plan.shard_sql {
+                    if route.shards.iter().any(|s| s.sql.is_some()) {
+                        return Err(Refusal::new(
+                            "ORDER BY or LIMIT over interval tables on several shards is not supported yet".to_string(),
+                        ));
+                    }
+                    for s in &mut route.shards {
+                        s.sql = Some(sql.clone());
+                    }
+                }
+                route.merge = Some(plan.clone());
+            }
+        }
+        Ok(route)
     }
 
     /// Where a read of broadcast tables only goes: the default shard.
@@ -658,6 +691,12 @@ impl Analysed {
                     let table = self.first_sharded().unwrap_or_default();
                     return Err(Refusal::new(format!(
                         "{what} across shards is not supported yet: this query reads {table} on several shards and its rows would need merging"
+                    )));
+                }
+                if let Some(Err(why)) = &self.merge {
+                    let table = self.first_sharded().unwrap_or_default();
+                    return Err(Refusal::new(format!(
+                        "{why}: this query reads {table} on several shards"
                     )));
                 }
             }
@@ -786,6 +825,7 @@ impl Analysed {
             shards,
             scatter,
             mirror: false,
+            merge: None,
         }
     }
 }

@@ -18,6 +18,8 @@ pub struct PreviewRow {
     pub sql: String,
     /// The client's parameters it gets, as `$n`, when they are rearranged.
     pub params: Option<String>,
+    /// How the shards' rows are merged, when they are ordered or counted.
+    pub merge: Option<String>,
 }
 
 /// Plans and binds `sql` with text-format `params` and says where it goes.
@@ -52,6 +54,11 @@ pub fn preview(
             shard: topo.shards.get(s.shard).copied().unwrap_or("?").to_string(),
             role,
             sql: s.sql.clone().unwrap_or_else(|| sql.to_string()),
+            merge: route.merge.as_ref().map(|m| {
+                let mut m = m.clone();
+                m.shard_sql = None;
+                m.to_string()
+            }),
             params: s.params.as_ref().map(|p| {
                 p.iter()
                     .map(|i| format!("${}", i + 1))

@@ -137,6 +137,11 @@ const AGGREGATES: &[&str] = &[
 /// HAVING, an aggregate, a window function, UNION/INTERSECT/EXCEPT (other
 /// than UNION ALL).
 pub fn needs_merge(q: &Query) -> Option<&'static str> {
+    needs_ordering(q).or_else(|| needs_grouping(q))
+}
+
+/// ORDER BY, LIMIT/OFFSET or FETCH of the query's own level.
+fn needs_ordering(q: &Query) -> Option<&'static str> {
     if q.order_by.is_some() {
         return Some("ORDER BY");
     }
@@ -146,6 +151,13 @@ pub fn needs_merge(q: &Query) -> Option<&'static str> {
     if q.fetch.is_some() {
         return Some("FETCH FIRST");
     }
+    None
+}
+
+/// The first construct of the query's body whose rows need more than an
+/// ordered merge (DISTINCT, GROUP BY, aggregates, …): what
+/// [`crate::merge::plan`] does not handle.
+pub fn needs_grouping(q: &Query) -> Option<&'static str> {
     body_needs_merge(&q.body)
 }
 

@@ -1,0 +1,454 @@
+//! The ordered merge of several shards' rows (simple protocol, text
+//! format): a k-way merge by the plan's sort keys that holds at most a few
+//! rows per shard, then OFFSET and LIMIT, with the hidden sort columns
+//! dropped before the client sees a row.
+//!
+//! Values are compared as PostgreSQL orders them for the common types:
+//! integers, floats and numeric by value (NaN above everything), booleans,
+//! dates and timestamps by time, and text, varchar, char, name and uuid
+//! bytewise, that is in the `C` collation: shards whose text columns use
+//! another collation order differently from this merge (see README).
+
+use std::cmp::Ordering;
+use std::collections::VecDeque;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use shard_config::KeyType;
+use sql_rewrite::merge::{MergePlan, SortColumn};
+
+use crate::protocol::frame::Frame;
+use crate::protocol::messages::{Malformed, Reader};
+
+/// Rows queued per shard before the proxy stops reading that shard.
+pub const QUEUE_LIMIT: usize = 32;
+
+/// How values of a sort column compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compare {
+    Int,
+    Float,
+    Numeric,
+    Bool,
+    Bytes,
+    Time(KeyType),
+}
+
+impl Compare {
+    fn of(oid: u32) -> Option<Compare> {
+        Some(match oid {
+            20 | 21 | 23 | 26 => Compare::Int,
+            700 | 701 => Compare::Float,
+            1700 => Compare::Numeric,
+            16 => Compare::Bool,
+            25 | 1043 | 1042 | 19 | 18 | 2950 => Compare::Bytes,
+            1082 => Compare::Time(KeyType::Date),
+            1114 => Compare::Time(KeyType::Timestamp),
+            1184 => Compare::Time(KeyType::Timestamptz),
+            _ => return None,
+        })
+    }
+}
+
+/// One shard's queued rows.
+#[derive(Debug, Default)]
+struct Source {
+    rows: VecDeque<Bytes>,
+    done: bool,
+}
+
+/// A merge in progress.
+#[derive(Debug)]
+pub struct RowMerge {
+    plan: MergePlan,
+    offset: u64,
+    limit: Option<u64>,
+    /// Gathered slot index and its queue, in route order.
+    sources: Vec<(usize, Source)>,
+    /// (column, comparison, descending, nulls first), set by the first RowDescription.
+    keys: Vec<(usize, Compare, bool, bool)>,
+    /// Columns of a shard row (hidden ones included).
+    columns: usize,
+    skipped: u64,
+    /// Rows sent to the client.
+    pub emitted: u64,
+}
+
+impl RowMerge {
+    /// A merge of the rows of `slots` by `plan`, with OFFSET/LIMIT resolved.
+    pub fn new(plan: MergePlan, slots: &[usize], offset: u64, limit: Option<u64>) -> Self {
+        Self {
+            plan,
+            offset,
+            limit,
+            sources: slots.iter().map(|&s| (s, Source::default())).collect(),
+            keys: Vec::new(),
+            columns: 0,
+            skipped: 0,
+            emitted: 0,
+        }
+    }
+
+    /// Reads the first RowDescription: resolves the sort columns and returns
+    /// it without the hidden columns, or the reason the merge cannot order
+    /// these columns.
+    pub fn describe(&mut self, f: &Frame) -> Result<Result<Bytes, String>, Malformed> {
+        let fields = row_description(f)?;
+        self.columns = fields.len();
+        let visible = self.columns.saturating_sub(self.plan.hidden);
+        for k in &self.plan.order {
+            let column = match &k.column {
+                SortColumn::Visible(i) => Some(*i),
+                SortColumn::Hidden(i) => Some(visible + i),
+                SortColumn::Named(n) => fields[..visible]
+                    .iter()
+                    .position(|(name, _, _)| name.as_slice() == n.as_bytes()),
+            };
+            let Some(column) = column.filter(|c| *c < self.columns) else {
+                return Ok(Err(
+                    "ORDER BY names a column the shards did not return".into()
+                ));
+            };
+            let (_, oid, _) = &fields[column];
+            let Some(cmp) = Compare::of(*oid) else {
+                return Ok(Err(format!(
+                    "ORDER BY a column of type oid {oid} across shards is not supported yet"
+                )));
+            };
+            self.keys.push((column, cmp, k.descending, k.nulls_first));
+        }
+        let mut out = BytesMut::new();
+        out.put_u8(b'T');
+        let at = out.len();
+        out.put_i32(0);
+        out.put_i16(i16::try_from(visible).unwrap_or(i16::MAX));
+        for (_, _, raw) in &fields[..visible] {
+            out.put_slice(raw);
+        }
+        let len = i32::try_from(out.len() - at).unwrap_or(i32::MAX);
+        out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        Ok(Ok(out.freeze()))
+    }
+
+    /// Queues a DataRow of gathered slot `slot`; `true` when that shard's
+    /// queue is full and its reading should pause.
+    pub fn push(&mut self, slot: usize, row: Bytes) -> bool {
+        match self.sources.iter_mut().find(|(s, _)| *s == slot) {
+            Some((_, src)) => {
+                src.rows.push_back(row);
+                src.rows.len() >= QUEUE_LIMIT
+            }
+            None => false,
+        }
+    }
+
+    /// Marks slot `slot`'s rows complete.
+    pub fn finish_source(&mut self, slot: usize) {
+        if let Some((_, src)) = self.sources.iter_mut().find(|(s, _)| *s == slot) {
+            src.done = true;
+        }
+    }
+
+    /// Whether slot `slot` may be read again (its queue has room).
+    pub fn has_room(&self, slot: usize) -> bool {
+        self.sources
+            .iter()
+            .find(|(s, _)| *s == slot)
+            .is_none_or(|(_, src)| src.rows.len() < QUEUE_LIMIT)
+    }
+
+    /// Emits every row whose place in the merged order is known.
+    pub fn drain(&mut self, out: &mut BytesMut) -> Result<(), Malformed> {
+        loop {
+            if self.limit.is_some_and(|l| self.emitted >= l) {
+                for (_, src) in &mut self.sources {
+                    src.rows.clear();
+                }
+                return Ok(());
+            }
+            // Every shard still sending must have a row queued to compare.
+            if self
+                .sources
+                .iter()
+                .any(|(_, src)| src.rows.is_empty() && !src.done)
+            {
+                return Ok(());
+            }
+            let mut best: Option<usize> = None;
+            for i in 0..self.sources.len() {
+                if self.sources[i].1.rows.is_empty() {
+                    continue;
+                }
+                best = Some(match best {
+                    None => i,
+                    Some(b) => {
+                        let (x, y) = (&self.sources[i].1.rows[0], &self.sources[b].1.rows[0]);
+                        if self.compare(x, y)? == Ordering::Less {
+                            i
+                        } else {
+                            b
+                        }
+                    }
+                });
+            }
+            let Some(b) = best else {
+                return Ok(());
+            };
+            let Some(row) = self.sources[b].1.rows.pop_front() else {
+                return Ok(());
+            };
+            if self.skipped < self.offset {
+                self.skipped += 1;
+                continue;
+            }
+            self.emitted += 1;
+            if self.plan.hidden == 0 {
+                out.extend_from_slice(&row);
+            } else {
+                without_hidden(&row, self.columns - self.plan.hidden, out)?;
+            }
+        }
+    }
+
+    fn compare(&self, a: &Bytes, b: &Bytes) -> Result<Ordering, Malformed> {
+        let (ra, rb) = (data_row(a)?, data_row(b)?);
+        for &(col, cmp, desc, nulls_first) in &self.keys {
+            let (x, y) = (
+                ra.get(col).copied().flatten(),
+                rb.get(col).copied().flatten(),
+            );
+            let ord = match (x, y) {
+                (None, None) => Ordering::Equal,
+                (None, Some(_)) => {
+                    if nulls_first {
+                        Ordering::Less
+                    } else {
+                        Ordering::Greater
+                    }
+                }
+                (Some(_), None) => {
+                    if nulls_first {
+                        Ordering::Greater
+                    } else {
+                        Ordering::Less
+                    }
+                }
+                (Some(x), Some(y)) => {
+                    let o = compare_values(cmp, x, y);
+                    if desc {
+                        o.reverse()
+                    } else {
+                        o
+                    }
+                }
+            };
+            if ord != Ordering::Equal {
+                return Ok(ord);
+            }
+        }
+        Ok(Ordering::Equal)
+    }
+}
+
+/// Two non-NULL text-format values of one type.
+fn compare_values(cmp: Compare, x: &[u8], y: &[u8]) -> Ordering {
+    let s = |b: &[u8]| std::str::from_utf8(b).unwrap_or("").trim().to_string();
+    match cmp {
+        Compare::Bytes | Compare::Bool => x.cmp(y),
+        Compare::Int => match (s(x).parse::<i64>(), s(y).parse::<i64>()) {
+            (Ok(a), Ok(b)) => a.cmp(&b),
+            _ => x.cmp(y),
+        },
+        Compare::Float => {
+            let f = |b: &[u8]| s(b).parse::<f64>().unwrap_or(f64::NAN);
+            let (a, b) = (f(x), f(y));
+            // PostgreSQL: NaN equals NaN and sorts above every other value.
+            match (a.is_nan(), b.is_nan()) {
+                (true, true) => Ordering::Equal,
+                (true, false) => Ordering::Greater,
+                (false, true) => Ordering::Less,
+                _ => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
+            }
+        }
+        Compare::Numeric => compare_numeric(&s(x), &s(y)),
+        Compare::Time(ty) => {
+            let t = |v: &str| match v {
+                "infinity" => Some(i64::MAX),
+                "-infinity" => Some(i64::MIN),
+                _ => shard_config::time::parse_time_text(v, ty),
+            };
+            match (t(&s(x)), t(&s(y))) {
+                (Some(a), Some(b)) => a.cmp(&b),
+                _ => x.cmp(y),
+            }
+        }
+    }
+}
+
+/// PostgreSQL numeric order of two text values: NaN above Infinity above
+/// every number, -Infinity below.
+pub fn compare_numeric(a: &str, b: &str) -> Ordering {
+    fn rank(v: &str) -> u8 {
+        match v {
+            "-Infinity" => 0,
+            "Infinity" => 2,
+            "NaN" => 3,
+            _ => 1,
+        }
+    }
+    let (ra, rb) = (rank(a), rank(b));
+    if ra != 1 || rb != 1 {
+        return ra.cmp(&rb);
+    }
+    let split = |v: &str| -> (bool, String, String) {
+        let (neg, v) = match v.strip_prefix('-') {
+            Some(r) => (true, r),
+            None => (false, v),
+        };
+        let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+        let int = int.trim_start_matches('0').to_string();
+        let frac = frac.trim_end_matches('0').to_string();
+        let zero = int.is_empty() && frac.is_empty();
+        (neg && !zero, int, frac)
+    };
+    let (na, ia, fa) = split(a);
+    let (nb, ib, fb) = split(b);
+    let magnitude = ia
+        .len()
+        .cmp(&ib.len())
+        .then_with(|| ia.cmp(&ib))
+        .then_with(|| fa.cmp(&fb));
+    match (na, nb) {
+        (false, false) => magnitude,
+        (true, true) => magnitude.reverse(),
+        (true, false) => Ordering::Less,
+        (false, true) => Ordering::Greater,
+    }
+}
+
+/// One RowDescription field: name, type oid, and its raw bytes.
+type Field = (Vec<u8>, u32, Vec<u8>);
+
+/// The fields of a RowDescription.
+fn row_description(f: &Frame) -> Result<Vec<Field>, Malformed> {
+    let body = f.body();
+    let mut r = Reader::new(body, "RowDescription");
+    let n = r.i16()?;
+    let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+    for _ in 0..n {
+        let start = body.len() - r.rest().len();
+        let name = r.cstr()?.to_vec();
+        r.i32()?; // table oid
+        r.i16()?; // column number
+        let oid = r.i32()? as u32;
+        r.i16()?; // size
+        r.i32()?; // modifier
+        r.i16()?; // format
+        let end = body.len() - r.rest().len();
+        out.push((name, oid, body[start..end].to_vec()));
+    }
+    Ok(out)
+}
+
+/// The columns of a DataRow frame (whole frame bytes).
+fn data_row(frame: &[u8]) -> Result<Vec<Option<&[u8]>>, Malformed> {
+    let body = frame
+        .get(5..)
+        .ok_or_else(|| Reader::new(frame, "DataRow").err())?;
+    let mut r = Reader::new(body, "DataRow");
+    let n = r.i16()?;
+    let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+    for _ in 0..n {
+        let len = r.i32()?;
+        out.push(if len < 0 {
+            None
+        } else {
+            Some(r.take(len as usize)?)
+        });
+    }
+    Ok(out)
+}
+
+/// Appends `row` (a DataRow frame) with only its first `visible` columns.
+fn without_hidden(row: &[u8], visible: usize, out: &mut BytesMut) -> Result<(), Malformed> {
+    let cols = data_row(row)?;
+    out.put_u8(b'D');
+    let at = out.len();
+    out.put_i32(0);
+    out.put_i16(i16::try_from(visible).unwrap_or(i16::MAX));
+    for c in cols.iter().take(visible) {
+        match c {
+            Some(v) => {
+                out.put_i32(i32::try_from(v.len()).unwrap_or(i32::MAX));
+                out.put_slice(v);
+            }
+            None => out.put_i32(-1),
+        }
+    }
+    let len = i32::try_from(out.len() - at).unwrap_or(i32::MAX);
+    out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_order() {
+        let mut v = vec![
+            "NaN",
+            "1.50",
+            "-2",
+            "0",
+            "-0.001",
+            "10",
+            "Infinity",
+            "-Infinity",
+            "1.5",
+            "0.00",
+            "9.999",
+        ];
+        v.sort_by(|a, b| compare_numeric(a, b));
+        assert_eq!(
+            v,
+            [
+                "-Infinity",
+                "-2",
+                "-0.001",
+                "0",
+                "0.00",
+                "1.50",
+                "1.5",
+                "9.999",
+                "10",
+                "Infinity",
+                "NaN"
+            ]
+        );
+    }
+
+    #[test]
+    fn floats_put_nan_last_and_times_compare_by_instant() {
+        assert_eq!(
+            compare_values(Compare::Float, b"NaN", b"Infinity"),
+            Ordering::Greater
+        );
+        assert_eq!(
+            compare_values(Compare::Float, b"-1.5", b"1e-3"),
+            Ordering::Less
+        );
+        assert_eq!(
+            compare_values(
+                Compare::Time(KeyType::Timestamptz),
+                b"2026-01-01 10:00:00+02",
+                b"2026-01-01 09:00:00+00"
+            ),
+            Ordering::Less
+        );
+        assert_eq!(
+            compare_values(Compare::Time(KeyType::Date), b"infinity", b"2026-01-01"),
+            Ordering::Greater
+        );
+        assert_eq!(compare_values(Compare::Int, b"-10", b"9"), Ordering::Less);
+    }
+}
