@@ -31,31 +31,12 @@ SCALE=${SCALE:-10}
 CLIENTS=${CLIENTS:-"16 1"}
 MODES=${MODES:-"simple prepared"}
 WARMUP=${WARMUP:-2}
-PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 
-BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT_DIR=$(cd "$BENCH_DIR/.." && pwd)
-RESULTS_DIR="$BENCH_DIR/results"
+LOG_TAG=bench
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-IS_ROOT=0
-[ "$(id -u)" = 0 ] && IS_ROOT=1
-
-# Runs a command as the postgres account when we are root (Postgres and
-# PgBouncer refuse to run as root).
-as_pg() {
-    if [ "$IS_ROOT" = 1 ]; then
-        runuser -u postgres -- "$@"
-    else
-        "$@"
-    fi
-}
-
-for b in initdb pg_ctl pg_basebackup psql pgbench; do
-    [ -x "$PG_BIN/$b" ] || die "$PG_BIN/$b not found (apt-get install postgresql-15, or set PG_BIN)"
-done
+check_pg_bin
 
 # --- PgBouncer -----------------------------------------------------------------
 PGBOUNCER=$(command -v pgbouncer || true)
@@ -73,121 +54,21 @@ if [ -z "$PGBOUNCER" ]; then
 fi
 [ -n "$PGBOUNCER" ] && [ ! -x "$PGBOUNCER" ] && PGBOUNCER=""
 
-# --- shardgate -------------------------------------------------------------------
-log "building shardgate (cargo build --release -p router)"
-(cd "$ROOT_DIR" && cargo build --release -q -p router) || die "cargo build failed"
-SHARDGATE="$ROOT_DIR/target/release/shardgate"
-[ -x "$SHARDGATE" ] || die "$SHARDGATE not built"
-
-# --- temp dir and cleanup ----------------------------------------------------------
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/shardgate-bench.XXXXXX")
-chmod 755 "$TMP"
-[ "$IS_ROOT" = 1 ] && chown postgres:postgres "$TMP"
-SHARDGATE_LOG=${SHARDGATE_LOG:-$TMP/shardgate.log}
-
-SHARDGATE_PID=""
-PGBOUNCER_PID=""
-PGBENCH_PID=""
-PG_DIRS=()   # data dirs of running servers, stopped in reverse order
-PG_PIDS=()   # their postmaster PIDs
-
-stop_pid() { # pid signal: signal it and wait up to 15 s, then SIGKILL
-    local pid=$1 sig=$2 i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -"$sig" "$pid" 2>/dev/null || true
-    for i in $(seq 1 150); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    log "pid $pid still running after SIG$sig; sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    local rc=$? i
-    trap - EXIT INT TERM
-    [ -n "$PGBENCH_PID" ] && stop_pid "$PGBENCH_PID" TERM
-    [ -n "$SHARDGATE_PID" ] && stop_pid "$SHARDGATE_PID" TERM
-    [ -n "$PGBOUNCER_PID" ] && stop_pid "$PGBOUNCER_PID" INT
-    # Postgres: SIGINT to the postmaster is a fast shutdown.
-    for ((i = ${#PG_PIDS[@]} - 1; i >= 0; i--)); do
-        stop_pid "${PG_PIDS[$i]}" INT
-    done
-    if [ "${KEEP_TMP:-0}" = 1 ]; then
-        log "kept $TMP"
-    else
-        rm -rf "$TMP"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "interrupted: stopping everything"; exit 130' INT
-trap 'log "terminated: stopping everything"; exit 143' TERM
-
-USED_PORTS=" "
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 40000))
-        case "$USED_PORTS" in *" $p "*) continue ;; esac
-        if [ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ]; then
-            USED_PORTS="$USED_PORTS$p "
-            echo "$p"
-            return
-        fi
-    done
-}
-
-# psql as the postgres superuser (trust over TCP from 127.0.0.1).
-pg_sql() { # port sql
-    as_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$1" -U postgres -d postgres \
-        -X -q -A -t -v ON_ERROR_STOP=1 -c "$2"
-}
-
-start_pg() { # datadir
-    as_pg "$PG_BIN/pg_ctl" start -w -t 120 -D "$1" -l "$1/server.log" >/dev/null \
-        || { tail -n 30 "$1/server.log" >&2 || true; die "pg_ctl start $1 failed"; }
-    PG_DIRS+=("$1")
-    PG_PIDS+=("$(head -n 1 "$1/postmaster.pid")")
-}
+# --- shardgate, temp dir ---------------------------------------------------------
+build_shardgate
+make_tmp shardgate-bench
 
 # --- Postgres primary + replica ----------------------------------------------------
 PRIMARY_PORT=$(free_port)
 REPLICA_PORT=$(free_port)
 log "initdb primary (port $PRIMARY_PORT) in $TMP"
-as_pg "$PG_BIN/initdb" -N -A trust -U postgres --locale=C -E UTF8 -D "$TMP/primary" >"$TMP/initdb.log" 2>&1 \
-    || { cat "$TMP/initdb.log" >&2; die "initdb failed"; }
-cat >>"$TMP/primary/postgresql.conf" <<EOF
-listen_addresses = '127.0.0.1'
-port = $PRIMARY_PORT
-unix_socket_directories = '$TMP'
-fsync = off
-full_page_writes = off
-synchronous_commit = off
-shared_buffers = 128MB
-max_connections = 200
-wal_level = replica
-max_wal_senders = 10
-hot_standby = on
-logging_collector = off
-password_encryption = 'scram-sha-256'
-EOF
-cat >"$TMP/primary/pg_hba.conf" <<EOF
-local all all trust
-host replication all 127.0.0.1/32 trust
-host all postgres 127.0.0.1/32 trust
-host all all 127.0.0.1/32 scram-sha-256
-EOF
+init_pg "$TMP/primary"
+echo "port = $PRIMARY_PORT" >>"$TMP/primary/postgresql.conf"
 start_pg "$TMP/primary"
-pg_sql "$PRIMARY_PORT" "CREATE ROLE shop LOGIN PASSWORD 'shop'"
-pg_sql "$PRIMARY_PORT" "CREATE DATABASE shop OWNER shop"
+create_shop_db "$PRIMARY_PORT"
 
 log "pg_basebackup replica (port $REPLICA_PORT)"
-as_pg "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$PRIMARY_PORT" -U postgres \
-    -R -X stream -c fast -D "$TMP/replica" >"$TMP/basebackup.log" 2>&1 \
-    || { cat "$TMP/basebackup.log" >&2; die "pg_basebackup failed"; }
-echo "port = $REPLICA_PORT" >>"$TMP/replica/postgresql.conf"
-start_pg "$TMP/replica"
+start_replica "$PRIMARY_PORT" "$REPLICA_PORT" "$TMP/replica" ""
 
 export PGPASSWORD=shop
 log "pgbench -i -s $SCALE on the primary"
@@ -195,35 +76,13 @@ log "pgbench -i -s $SCALE on the primary"
     || { cat "$TMP/pgbench-init.log" >&2; die "pgbench -i failed"; }
 
 log "waiting for the replica to catch up"
-TARGET_LSN=$(pg_sql "$PRIMARY_PORT" "SELECT pg_current_wal_lsn()")
-for i in $(seq 1 600); do
-    caught=$(pg_sql "$REPLICA_PORT" "SELECT pg_last_wal_replay_lsn() >= '$TARGET_LSN'::pg_lsn" || true)
-    [ "$caught" = t ] && break
-    [ "$i" = 600 ] && die "replica did not reach $TARGET_LSN in 60 s"
-    sleep 0.1
-done
+wait_replica "$PRIMARY_PORT" "$REPLICA_PORT" replica
 
 # --- shardgate ---------------------------------------------------------------------
 SG_PORT=$(free_port)
-cat >"$TMP/shardgate.toml" <<EOF
-[proxy]
-listen = "127.0.0.1:$SG_PORT"
-pool_mode = "session"
-pool_size = 40
-
-[admin]
-user = "admin"
-password = "admin"
-
-[[users]]
-name = "shop"
-password = "shop"
-
-[backend]
-user = "shop"
-password = "shop"
-database = "shop"
-
+{
+    shardgate_toml_head
+    cat <<EOF
 [[shards]]
 name = "s0"
 primary = "127.0.0.1:$PRIMARY_PORT"
@@ -233,19 +92,8 @@ replicas = ["127.0.0.1:$REPLICA_PORT"]
 default_shard = "s0"
 read_from = "replicas"
 EOF
-"$SHARDGATE" check --config "$TMP/shardgate.toml" >/dev/null || die "shardgate check failed"
-log "starting shardgate on port $SG_PORT (log: $SHARDGATE_LOG)"
-NO_COLOR=1 "$SHARDGATE" serve --config "$TMP/shardgate.toml" >"$SHARDGATE_LOG" 2>&1 &
-SHARDGATE_PID=$!
-
-wait_ready() { # name port
-    local i
-    for i in $(seq 1 100); do
-        "$PG_BIN/psql" -h 127.0.0.1 -p "$2" -U shop -d shop -X -q -A -t -c "SELECT 1" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    return 1
-}
+} >"$TMP/shardgate.toml"
+start_shardgate
 if ! wait_ready shardgate "$SG_PORT"; then
     log "shardgate did not answer SELECT 1; its log:"
     tail -n 40 "$SHARDGATE_LOG" >&2 || true
@@ -301,41 +149,23 @@ declare -A PORT=([direct]=$PRIMARY_PORT [replica]=$REPLICA_PORT [shardgate]=$SG_
 FAILURES=()
 RUN_NO=0
 
-# Runs pgbench in the background (so the trap can stop it) and sets TPS to its
-# TPS, or to "ERR" after reporting what went wrong.
+# Runs pgbench and sets TPS to its TPS, or to "ERR" after reporting what went wrong.
 pgbench_tps() { # target mode clients seconds
     local target=$1 mode=$2 c=$3 t=$4 j out rc tps
     j=$((c < 2 ? c : 2))
     RUN_NO=$((RUN_NO + 1))
     out="$TMP/pgbench-$RUN_NO-$target-$mode-c$c.log"
-    "$PG_BIN/pgbench" -n -S -M "$mode" -T "$t" -c "$c" -j "$j" \
-        -h 127.0.0.1 -p "${PORT[$target]}" -U shop shop >"$out" 2>&1 &
-    PGBENCH_PID=$!
-    rc=0
-    wait "$PGBENCH_PID" || rc=$?
-    PGBENCH_PID=""
+    pgbench_bg "$out" -n -S -M "$mode" -T "$t" -c "$c" -j "$j" \
+        -h 127.0.0.1 -p "${PORT[$target]}" -U shop shop
+    rc=$PGBENCH_RC
     tps=$(awk '/^tps = / { print $3; exit }' "$out")
     if [ "$rc" != 0 ] || [ -z "$tps" ] || grep -q "client [0-9]* aborted\|error" "$out"; then
-        {
-            log "pgbench against $target (-M $mode -c $c) failed (exit $rc):"
-            sed 's/^/    /' "$out" | tail -n 25
-            if [ "$target" = shardgate ]; then
-                log "tail of the shardgate log ($SHARDGATE_LOG):"
-                tail -n 40 "$SHARDGATE_LOG" | sed 's/^/    /'
-            fi
-        } >&2
+        report_pgbench_failure "$out" "$target" "pgbench against $target (-M $mode -c $c) failed (exit $rc):"
         FAILURES+=("$target -M $mode -c $c: exit $rc, see above")
         TPS=ERR
         return
     fi
     TPS=$tps
-}
-
-mean() { # values...: mean of the numeric ones, ERR if none
-    printf '%s\n' "$@" | awk '/^[0-9.]+$/ { s += $1; n++ } END { if (n) printf "%.0f", s / n; else print "ERR" }'
-}
-ratio() { # a b
-    awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else print "-" }'
 }
 
 TARGETS=(direct shardgate)
@@ -417,8 +247,7 @@ if [ "${ROUTING_CHECK:-1}" = 1 ]; then
 fi
 
 # --- report -------------------------------------------------------------------------------
-COMMIT=$(cd "$ROOT_DIR" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
-DIRTY=$(cd "$ROOT_DIR" && git status --porcelain 2>/dev/null | grep -qv '^?? bench/' && echo "+dirty" || true)
+git_state
 PGB_VERSION=$([ -n "$PGBOUNCER" ] && "$PGBOUNCER" --version 2>/dev/null | head -n 1 || echo "not installed")
 REPORT=$(
     echo "shardgate bench: pgbench -S (select-only), mean TPS of $ROUNDS round(s) x ${DURATION}s per target"
@@ -444,10 +273,6 @@ REPORT=$(
         printf '  %s\n' "${FAILURES[@]}"
     fi
 )
-echo
-echo "$REPORT"
-mkdir -p "$RESULTS_DIR"
-echo "$REPORT" >"$RESULTS_DIR/latest.txt"
-log "written to $RESULTS_DIR/latest.txt"
+write_report latest.txt
 
 [ ${#FAILURES[@]} -eq 0 ]

@@ -40,146 +40,35 @@ MODES=${MODES:-"simple prepared"}
 SCRIPTS=${SCRIPTS:-"read write"}
 WARMUP=${WARMUP:-2}
 ROUTING_CHECK=${ROUTING_CHECK:-1}
-PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 BATCH=1000 # rows per INSERT of the load
 
-BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT_DIR=$(cd "$BENCH_DIR/.." && pwd)
-RESULTS_DIR="$BENCH_DIR/results"
+LOG_TAG=sharded
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 declare -A SCRIPT_FILE=([read]="$BENCH_DIR/sharded/point-read.sql" [write]="$BENCH_DIR/sharded/point-write.sql")
 
-log() { printf '[sharded %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-IS_ROOT=0
-[ "$(id -u)" = 0 ] && IS_ROOT=1
-
-# Runs a command as the postgres account when we are root (Postgres refuses to
-# run as root).
-as_pg() {
-    if [ "$IS_ROOT" = 1 ]; then
-        runuser -u postgres -- "$@"
-    else
-        "$@"
-    fi
-}
-
-for b in initdb pg_ctl pg_basebackup psql pgbench; do
-    [ -x "$PG_BIN/$b" ] || die "$PG_BIN/$b not found (apt-get install postgresql-15, or set PG_BIN)"
-done
+check_pg_bin
 for s in $SCRIPTS; do
     [ -n "${SCRIPT_FILE[$s]:-}" ] || die "unknown script '$s' in SCRIPTS (read, write)"
     [ -r "${SCRIPT_FILE[$s]}" ] || die "${SCRIPT_FILE[$s]} missing"
 done
 CLK_TCK=$(getconf CLK_TCK)
 
-# --- shardgate -------------------------------------------------------------------
-log "building shardgate (cargo build --release -p router)"
-(cd "$ROOT_DIR" && cargo build --release -q -p router) || die "cargo build failed"
-SHARDGATE="$ROOT_DIR/target/release/shardgate"
-[ -x "$SHARDGATE" ] || die "$SHARDGATE not built"
-
-# --- temp dir and cleanup ----------------------------------------------------------
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/shardgate-sharded.XXXXXX")
-chmod 755 "$TMP"
-[ "$IS_ROOT" = 1 ] && chown postgres:postgres "$TMP"
-SHARDGATE_LOG=${SHARDGATE_LOG:-$TMP/shardgate.log}
-
-SHARDGATE_PID=""
-PGBENCH_PID=""
-PG_PIDS=() # postmaster PIDs of running servers, stopped in reverse order
-
-stop_pid() { # pid signal: signal it and wait up to 15 s, then SIGKILL
-    local pid=$1 sig=$2 i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -"$sig" "$pid" 2>/dev/null || true
-    for i in $(seq 1 150); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    log "pid $pid still running after SIG$sig; sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    local rc=$? i
-    trap - EXIT INT TERM
-    [ -n "$PGBENCH_PID" ] && stop_pid "$PGBENCH_PID" TERM
-    [ -n "$SHARDGATE_PID" ] && stop_pid "$SHARDGATE_PID" TERM
-    # Postgres: SIGINT to the postmaster is a fast shutdown.
-    for ((i = ${#PG_PIDS[@]} - 1; i >= 0; i--)); do
-        stop_pid "${PG_PIDS[$i]}" INT
-    done
-    if [ "${KEEP_TMP:-0}" = 1 ]; then
-        log "kept $TMP"
-    else
-        rm -rf "$TMP"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "interrupted: stopping everything"; exit 130' INT
-trap 'log "terminated: stopping everything"; exit 143' TERM
-
-USED_PORTS=" "
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 40000))
-        case "$USED_PORTS" in *" $p "*) continue ;; esac
-        if [ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ]; then
-            USED_PORTS="$USED_PORTS$p "
-            echo "$p"
-            return
-        fi
-    done
-}
-
-# psql as the postgres superuser (trust over TCP from 127.0.0.1).
-pg_sql() { # port sql [db]
-    as_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$1" -U postgres -d "${3:-postgres}" \
-        -X -q -A -t -v ON_ERROR_STOP=1 -c "$2"
-}
-
-start_pg() { # datadir
-    as_pg "$PG_BIN/pg_ctl" start -w -t 120 -D "$1" -l "$1/server.log" >/dev/null \
-        || { tail -n 30 "$1/server.log" >&2 || true; die "pg_ctl start $1 failed"; }
-    PG_PIDS+=("$(head -n 1 "$1/postmaster.pid")")
-}
+# --- shardgate, temp dir ---------------------------------------------------------
+build_shardgate
+make_tmp shardgate-sharded
 
 # --- Postgres: three primaries (shard s0, shard s1, the reference), each with a replica
 # One initdb with the role and database, copied to the three primaries.
 log "initdb template in $TMP"
-as_pg "$PG_BIN/initdb" -N -A trust -U postgres --locale=C -E UTF8 -D "$TMP/template" >"$TMP/initdb.log" 2>&1 \
-    || { cat "$TMP/initdb.log" >&2; die "initdb failed"; }
-cat >>"$TMP/template/postgresql.conf" <<EOF
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$TMP'
-fsync = off
-full_page_writes = off
-synchronous_commit = off
-shared_buffers = 128MB
-max_connections = 200
-wal_level = replica
-max_wal_senders = 10
-hot_standby = on
-logging_collector = off
-password_encryption = 'scram-sha-256'
-EOF
-cat >"$TMP/template/pg_hba.conf" <<EOF
-local all all trust
-host replication all 127.0.0.1/32 trust
-host all postgres 127.0.0.1/32 trust
-host all all 127.0.0.1/32 scram-sha-256
-EOF
+init_pg "$TMP/template"
 TEMPLATE_PORT=$(free_port)
 echo "port = $TEMPLATE_PORT" >>"$TMP/template/postgresql.conf"
 as_pg "$PG_BIN/pg_ctl" start -w -t 120 -D "$TMP/template" -l "$TMP/template.log" >/dev/null \
     || { tail -n 30 "$TMP/template.log" >&2 || true; die "pg_ctl start template failed"; }
 TEMPLATE_PID=$(head -n 1 "$TMP/template/postmaster.pid")
 PG_PIDS+=("$TEMPLATE_PID")
-pg_sql "$TEMPLATE_PORT" "CREATE ROLE shop LOGIN PASSWORD 'shop'"
-pg_sql "$TEMPLATE_PORT" "CREATE DATABASE shop OWNER shop"
+create_shop_db "$TEMPLATE_PORT"
 as_pg "$PG_BIN/pg_ctl" stop -w -m fast -D "$TMP/template" >/dev/null
 unset 'PG_PIDS[-1]'
 
@@ -192,35 +81,15 @@ for s in $SERVERS; do
     echo "port = ${PRIMARY_PORT[$s]}" >>"$TMP/$s-primary/postgresql.conf"
     log "$s: primary on port ${PRIMARY_PORT[$s]}, replica on port ${REPLICA_PORT[$s]}"
     start_pg "$TMP/$s-primary"
-    as_pg "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "${PRIMARY_PORT[$s]}" -U postgres \
-        -R -X stream -c fast -D "$TMP/$s-replica" >"$TMP/basebackup-$s.log" 2>&1 \
-        || { cat "$TMP/basebackup-$s.log" >&2; die "pg_basebackup $s failed"; }
-    echo "port = ${REPLICA_PORT[$s]}" >>"$TMP/$s-replica/postgresql.conf"
-    start_pg "$TMP/$s-replica"
+    start_replica "${PRIMARY_PORT[$s]}" "${REPLICA_PORT[$s]}" "$TMP/$s-replica" "$s"
 done
 rm -rf "$TMP/template"
 
 # --- shardgate ---------------------------------------------------------------------
 SG_PORT=$(free_port)
-cat >"$TMP/shardgate.toml" <<EOF
-[proxy]
-listen = "127.0.0.1:$SG_PORT"
-pool_mode = "session"
-pool_size = 40
-
-[admin]
-user = "admin"
-password = "admin"
-
-[[users]]
-name = "shop"
-password = "shop"
-
-[backend]
-user = "shop"
-password = "shop"
-database = "shop"
-
+{
+    shardgate_toml_head
+    cat <<EOF
 [[shards]]
 name = "s0"
 primary = "127.0.0.1:${PRIMARY_PORT[s0]}"
@@ -239,10 +108,8 @@ read_from = "replicas"
 [tables.accounts]
 sharding_key = "aid"
 EOF
-"$SHARDGATE" check --config "$TMP/shardgate.toml" >/dev/null || die "shardgate check failed"
-log "starting shardgate on port $SG_PORT (log: $SHARDGATE_LOG)"
-NO_COLOR=1 "$SHARDGATE" serve --config "$TMP/shardgate.toml" >"$SHARDGATE_LOG" 2>&1 &
-SHARDGATE_PID=$!
+} >"$TMP/shardgate.toml"
+start_shardgate
 
 export PGPASSWORD=shop
 shop_sql() { # port: psql as shop, SQL on stdin or -c/-f in the remaining args
@@ -250,14 +117,10 @@ shop_sql() { # port: psql as shop, SQL on stdin or -c/-f in the remaining args
     shift
     "$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U shop -d shop -X -q -A -t -v ON_ERROR_STOP=1 "$@"
 }
-for i in $(seq 1 100); do
-    shop_sql "$SG_PORT" -c "SELECT 1" >/dev/null 2>&1 && break
-    if [ "$i" = 100 ]; then
-        tail -n 40 "$SHARDGATE_LOG" >&2 || true
-        die "shardgate did not answer SELECT 1"
-    fi
-    sleep 0.1
-done
+if ! wait_ready shardgate "$SG_PORT"; then
+    tail -n 40 "$SHARDGATE_LOG" >&2 || true
+    die "shardgate did not answer SELECT 1"
+fi
 
 # --- the table and its rows -----------------------------------------------------------
 DDL="CREATE TABLE accounts (aid bigint primary key, abalance int, filler text)"
@@ -311,13 +174,7 @@ done
 
 log "waiting for the replicas to catch up"
 for s in $SERVERS; do
-    lsn=$(pg_sql "${PRIMARY_PORT[$s]}" "SELECT pg_current_wal_lsn()")
-    for i in $(seq 1 600); do
-        caught=$(pg_sql "${REPLICA_PORT[$s]}" "SELECT pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn" || true)
-        [ "$caught" = t ] && break
-        [ "$i" = 600 ] && die "replica of $s did not reach $lsn in 60 s"
-        sleep 0.1
-    done
+    wait_replica "${PRIMARY_PORT[$s]}" "${REPLICA_PORT[$s]}" "replica of $s"
 done
 
 # --- pgbench runs ----------------------------------------------------------------------
@@ -334,23 +191,19 @@ cpu_ticks() { # utime + stime of shardgate (all its threads), in clock ticks
     sed 's/^.*) //' "/proc/$SHARDGATE_PID/stat" | awk '{ print $12 + $13 }'
 }
 
-# Runs pgbench in the background (so the trap can stop it). Sets TPS to its TPS
-# (or "ERR" after reporting what went wrong), XACTS to its transaction count
-# (= statements: each script has one) and TICKS to shardgate's CPU ticks spent
-# during the run (only for the shardgate target).
+# Runs pgbench. Sets TPS to its TPS (or "ERR" after reporting what went wrong),
+# XACTS to its transaction count (= statements: each script has one) and TICKS
+# to shardgate's CPU ticks spent during the run (only for the shardgate target).
 pgbench_run() { # target script mode clients seconds
     local target=$1 script=$2 mode=$3 c=$4 t=$5 j out rc tps failed t0=0
     j=$((c < 2 ? c : 2))
     RUN_NO=$((RUN_NO + 1))
     out="$TMP/pgbench-$RUN_NO-$target-$script-$mode-c$c.log"
     [ "$target" = shardgate ] && t0=$(cpu_ticks)
-    "$PG_BIN/pgbench" -n -f "${SCRIPT_FILE[$script]}" -D naccounts="$NACCOUNTS" \
+    pgbench_bg "$out" -n -f "${SCRIPT_FILE[$script]}" -D naccounts="$NACCOUNTS" \
         -M "$mode" -T "$t" -c "$c" -j "$j" \
-        -h 127.0.0.1 -p "${PORT[$target]}" -U shop shop >"$out" 2>&1 &
-    PGBENCH_PID=$!
-    rc=0
-    wait "$PGBENCH_PID" || rc=$?
-    PGBENCH_PID=""
+        -h 127.0.0.1 -p "${PORT[$target]}" -U shop shop
+    rc=$PGBENCH_RC
     TICKS=0
     if [ "$target" = shardgate ]; then
         # Let the proxy finish with the closed sessions before reading its CPU time.
@@ -367,14 +220,8 @@ pgbench_run() { # target script mode clients seconds
     esac
     if [ "$rc" != 0 ] || [ -z "$tps" ] || [ -z "$failed" ] || [ "$failed" != 0 ] \
         || grep -q "client [0-9]* aborted\|error" "$out"; then
-        {
-            log "pgbench $script against $target (-M $mode -c $c) failed (exit $rc, failed transactions: ${failed:-?}):"
-            sed 's/^/    /' "$out" | tail -n 25
-            if [ "$target" = shardgate ]; then
-                log "tail of the shardgate log ($SHARDGATE_LOG):"
-                tail -n 40 "$SHARDGATE_LOG" | sed 's/^/    /'
-            fi
-        } >&2
+        report_pgbench_failure "$out" "$target" \
+            "pgbench $script against $target (-M $mode -c $c) failed (exit $rc, failed transactions: ${failed:-?}):"
         [[ "${failed:-}" =~ ^[0-9]+$ ]] && FAILED_TX=$((FAILED_TX + failed))
         FAILURES+=("$script against $target -M $mode -c $c: exit $rc, failed transactions ${failed:-?}, see above")
         TPS=ERR
@@ -384,12 +231,6 @@ pgbench_run() { # target script mode clients seconds
     TPS=$tps
 }
 
-mean() { # values...: mean of the numeric ones, ERR if none
-    printf '%s\n' "$@" | awk '/^[0-9.]+$/ { s += $1; n++ } END { if (n) printf "%.0f", s / n; else print "ERR" }'
-}
-ratio() { # a b
-    awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else print "-" }'
-}
 us_per_stmt() { # ticks statements
     awk -v t="$1" -v n="$2" -v hz="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "-" }'
 }
@@ -483,8 +324,7 @@ if [ "$ROUTING_CHECK" = 1 ]; then
 fi
 
 # --- report -------------------------------------------------------------------------------
-COMMIT=$(cd "$ROOT_DIR" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
-DIRTY=$(cd "$ROOT_DIR" && git status --porcelain 2>/dev/null | grep -qv '^?? bench/' && echo "+dirty" || true)
+git_state
 RUNS_TOTAL=$RUN_NO
 REPORT=$(
     echo "shardgate sharded bench: pgbench point reads / point writes by random aid, mean TPS of $ROUNDS round(s) x ${DURATION}s per target"
@@ -513,10 +353,6 @@ REPORT=$(
         printf '%s\n' "${ROUTING[@]}"
     fi
 )
-echo
-echo "$REPORT"
-mkdir -p "$RESULTS_DIR"
-echo "$REPORT" >"$RESULTS_DIR/sharded-latest.txt"
-log "written to $RESULTS_DIR/sharded-latest.txt"
+write_report sharded-latest.txt
 
 [ ${#FAILURES[@]} -eq 0 ]
