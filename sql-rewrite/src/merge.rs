@@ -12,8 +12,8 @@
 use std::fmt;
 
 use sqlparser::ast::{
-    Expr, Fetch, Ident, LimitClause, Offset, OrderByKind, OrderBySort, Query, SelectItem, SetExpr,
-    Value,
+    DuplicateTreatment, Expr, Fetch, FunctionArguments, Ident, LimitClause, Offset, OrderByKind,
+    OrderBySort, Query, SelectItem, SetExpr, Value,
 };
 
 use crate::keys::{folded, strip};
@@ -64,6 +64,24 @@ pub struct MergePlan {
     pub offset: Option<Count>,
     /// Rows to return after the offset (`None`: all).
     pub limit: Option<Count>,
+    /// An aggregate-only query (no GROUP BY): each shard returns one row of
+    /// partial aggregates, combined column by column.
+    pub aggregates: Vec<Combine>,
+}
+
+/// How one column of shards' partial aggregates combines into the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Combine {
+    /// `count` and `sum`: add (NULLs ignored; all NULL: NULL).
+    Sum,
+    /// `min`.
+    Min,
+    /// `max`.
+    Max,
+    /// `bool_and` / `every`.
+    And,
+    /// `bool_or`.
+    Or,
 }
 
 /// Why a query cannot be merged (yet).
@@ -85,6 +103,20 @@ pub fn plan(query: &Query) -> Result<MergePlan, MergeError> {
         return unsupported("FETCH … WITH TIES or PERCENT");
     }
     let (limit, offset) = counts(query)?;
+    let aggregates = aggregates(query)?;
+    if !aggregates.is_empty() {
+        if query.order_by.is_some() || limit.is_some() || offset.is_some() {
+            return unsupported("ORDER BY or LIMIT on an aggregate");
+        }
+        return Ok(MergePlan {
+            shard_sql: None,
+            order: Vec::new(),
+            hidden: 0,
+            offset: None,
+            limit: None,
+            aggregates,
+        });
+    }
     let mut query = query.clone();
     // Names in ORDER BY resolve against the output columns: those of the
     // (leftmost) SELECT. Only a plain SELECT can take hidden columns.
@@ -156,7 +188,80 @@ pub fn plan(query: &Query) -> Result<MergePlan, MergeError> {
         hidden,
         offset,
         limit,
+        aggregates: Vec::new(),
     })
+}
+
+/// The combination of each output column of a query whose select list is
+/// only aggregates (no GROUP BY, HAVING, DISTINCT): empty when it has none;
+/// an error for an aggregate shardgate cannot combine.
+fn aggregates(query: &Query) -> Result<Vec<Combine>, MergeError> {
+    let SetExpr::Select(s) = query.body.as_ref() else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for item in &s.projection {
+        let expr = match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+            _ => return Ok(Vec::new()),
+        };
+        match combine(expr)? {
+            Some(c) => out.push(c),
+            None => {
+                if !out.is_empty() {
+                    return Err(MergeError::Unsupported(format!(
+                        "{expr} next to aggregates"
+                    )));
+                }
+                return Ok(Vec::new());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// How an aggregate call's per-shard results combine; `None` for an
+/// expression that is not an aggregate call.
+fn combine(expr: &Expr) -> Result<Option<Combine>, MergeError> {
+    let Expr::Function(f) = expr else {
+        return Ok(None);
+    };
+    let name = f
+        .name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(|i| i.value.to_ascii_lowercase())
+        .unwrap_or_default();
+    let c = match name.as_str() {
+        "count" | "sum" => Combine::Sum,
+        "min" => Combine::Min,
+        "max" => Combine::Max,
+        "bool_and" | "every" => Combine::And,
+        "bool_or" => Combine::Or,
+        other if crate::route::refusal::AGGREGATES.contains(&other) && f.over.is_none() => {
+            return Err(MergeError::Unsupported(format!(
+                "aggregate function {other}"
+            )))
+        }
+        _ => return Ok(None),
+    };
+    if f.over.is_some() {
+        return Ok(None);
+    }
+    let distinct = match &f.args {
+        FunctionArguments::List(l) => l
+            .duplicate_treatment
+            .is_some_and(|d| d == DuplicateTreatment::Distinct),
+        _ => false,
+    };
+    if distinct {
+        return Err(MergeError::Unsupported(format!("{name}(DISTINCT …)")));
+    }
+    if !f.within_group.is_empty() {
+        return Err(MergeError::Unsupported(format!("{name} … WITHIN GROUP")));
+    }
+    Ok(Some(c))
 }
 
 /// `LIMIT`/`FETCH` and `OFFSET` of a query.
@@ -323,6 +428,20 @@ impl fmt::Display for MergePlan {
         }
         if let Some(l) = &self.limit {
             parts.push(format!("limit {}", count(l)));
+        }
+        if !self.aggregates.is_empty() {
+            let names: Vec<&str> = self
+                .aggregates
+                .iter()
+                .map(|c| match c {
+                    Combine::Sum => "sum",
+                    Combine::Min => "min",
+                    Combine::Max => "max",
+                    Combine::And => "and",
+                    Combine::Or => "or",
+                })
+                .collect();
+            parts.push(format!("combine {}", names.join(", ")));
         }
         if parts.is_empty() {
             parts.push("concatenate".into());

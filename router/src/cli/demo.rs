@@ -223,8 +223,8 @@ async fn load(listen: &str, clusters: &[LocalCluster]) -> anyhow::Result<String>
             "SELECT id, name FROM users WHERE name LIKE 'Alice%'".to_string(),
         ),
         (
-            "an aggregate across shards: refused for now (add the key, or ask each shard)",
-            "SELECT count(*) FROM users".to_string(),
+            "avg across shards: refused for now (count, sum, min, max are combined)",
+            "SELECT avg(total) FROM orders".to_string(),
         ),
         (
             "an insert without id: shardgate fills in a snowflake id",

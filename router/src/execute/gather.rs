@@ -4,6 +4,7 @@
 
 use bytes::{Bytes, BytesMut};
 
+use super::aggregate::AggMerge;
 use super::merge::RowMerge;
 use crate::protocol::messages;
 
@@ -27,6 +28,8 @@ pub struct Gather {
     pub lead_failed: bool,
     /// An ordered merge (ORDER BY, LIMIT/OFFSET) instead of concatenation.
     pub merge: Option<RowMerge>,
+    /// Partial aggregates combined into one row.
+    pub agg: Option<AggMerge>,
 }
 
 impl Gather {
@@ -41,6 +44,7 @@ impl Gather {
             mirror,
             lead_failed: false,
             merge: None,
+            agg: None,
         }
     }
 
@@ -69,6 +73,13 @@ impl Gather {
         }
         match self.error {
             Some(e) => out.extend_from_slice(&e),
+            None if self.agg.is_some() => {
+                let n = match &self.agg {
+                    Some(a) => u64::from(a.finish(out)),
+                    None => 0,
+                };
+                messages::command_complete(out, &format!("SELECT {n}"));
+            }
             None if self.merge.is_some() => {
                 let n = self.merge.as_ref().map_or(0, |m| m.emitted);
                 messages::command_complete(out, &format!("SELECT {n}"));

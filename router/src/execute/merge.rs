@@ -249,6 +249,20 @@ impl RowMerge {
     }
 }
 
+/// Two non-NULL text-format values of type `oid` in PostgreSQL's order;
+/// `None` for a type the merge cannot order.
+pub fn compare_typed(oid: u32, x: &[u8], y: &[u8]) -> Option<Ordering> {
+    Compare::of(oid).map(|c| compare_values(c, x, y))
+}
+
+/// The type oids of a RowDescription's columns.
+pub fn row_description_types(f: &Frame) -> Result<Vec<u32>, Malformed> {
+    Ok(row_description(f)?
+        .into_iter()
+        .map(|(_, oid, _)| oid)
+        .collect())
+}
+
 /// Two non-NULL text-format values of one type.
 fn compare_values(cmp: Compare, x: &[u8], y: &[u8]) -> Ordering {
     let s = |b: &[u8]| std::str::from_utf8(b).unwrap_or("").trim().to_string();

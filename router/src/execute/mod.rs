@@ -1,5 +1,6 @@
 //! Running client statements on servers: routing, forwarding, session state.
 
+mod aggregate;
 mod gather;
 mod merge;
 pub mod routing;

@@ -12,6 +12,7 @@ use sql_rewrite::route::{preview, Route};
 use sql_rewrite::{classify, Classification, SessionEffect, Target, TxnEffect};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::aggregate::AggMerge;
 use super::gather::Gather;
 use super::merge::RowMerge;
 use super::settings::Settings;
@@ -1256,7 +1257,9 @@ impl Session {
             }
         }
         let mut gather = Gather::new(idxs.len(), route.mirror);
-        if let Some(plan) = route.merge {
+        if let Some(plan) = route.merge.as_ref().filter(|p| !p.aggregates.is_empty()) {
+            gather.agg = Some(AggMerge::new(plan.aggregates.clone()));
+        } else if let Some(plan) = route.merge {
             let offset = plan.offset.and_then(|c| c.resolve(&[])).unwrap_or(0);
             let limit = plan.limit.and_then(|c| c.resolve(&[]));
             gather.merge = Some(RowMerge::new(plan, &idxs, offset, limit));
@@ -1281,6 +1284,27 @@ impl Session {
                 self.cout.extend_from_slice(&f.bytes);
             } else if f.tag == b'E' && g.error.is_none() {
                 g.error = Some(f.bytes.clone());
+            }
+            return Ok(());
+        }
+        if let Some(a) = g
+            .agg
+            .as_mut()
+            .filter(|_| matches!(f.tag, b'T' | b'D' | b'C'))
+        {
+            let failed = match f.tag {
+                b'T' if !g.described => {
+                    g.described = true;
+                    self.cout.extend_from_slice(&f.bytes);
+                    a.describe(&f)?.err()
+                }
+                b'D' if g.error.is_none() => a.feed(&f.bytes)?.err(),
+                _ => None,
+            };
+            if let Some(why) = failed {
+                let mut e = BytesMut::new();
+                messages::error_response(&mut e, Severity::Error, "0A000", &why);
+                g.error.get_or_insert(e.freeze());
             }
             return Ok(());
         }

@@ -20,7 +20,7 @@
 
 mod insert;
 mod preview;
-mod refusal;
+pub(crate) mod refusal;
 mod rewrite;
 mod scope;
 pub mod values;
@@ -384,6 +384,12 @@ fn analyse(statement: Statement, topo: &Topology<'_>) -> Result<Option<Analysed>
         Statement::Query(q) if !explain => Some(crate::merge::plan(q).map_err(|e| e.to_string())),
         _ => None,
     };
+    // Aggregates the merge combines need no other merging.
+    let needs_merge = match (&merge, needs_merge) {
+        (Some(Ok(p)), Some("aggregate function")) if !p.aggregates.is_empty() => None,
+        (Some(Err(_)), Some("aggregate function")) => None,
+        (_, n) => n,
+    };
     let not_per_shard = refusal::not_per_shard(&walk, &placements, topo);
     let key_change = match &statement {
         Statement::Update(u) => {
@@ -584,7 +590,11 @@ impl Analysed {
         let mut route = self.routed(targets, scatter);
         if scatter {
             if let Some(Ok(plan)) = &self.merge {
-                if plan.order.is_empty() && plan.limit.is_none() && plan.offset.is_none() {
+                if plan.order.is_empty()
+                    && plan.limit.is_none()
+                    && plan.offset.is_none()
+                    && plan.aggregates.is_empty()
+                {
                     return Ok(route);
                 }
                 if let Some(sql) = &plan.shard_sql {

@@ -84,7 +84,7 @@ pub fn unparsed_home(sql: &str, map: &ShardMap) -> Option<usize> {
 }
 
 /// Aggregate functions PostgreSQL ships (lower case).
-const AGGREGATES: &[&str] = &[
+pub(crate) const AGGREGATES: &[&str] = &[
     "count",
     "sum",
     "min",

@@ -147,6 +147,17 @@ async fn ordered_merges_equal_one_database() {
         "SELECT id FROM items ORDER BY id OFFSET 1000",
         "SELECT id, at FROM items WHERE id IN (-400, -393, 10, 1689) ORDER BY at DESC, id",
         "SELECT id FROM items UNION ALL SELECT id FROM items ORDER BY 1",
+        // aggregates without GROUP BY: partial values combined
+        "SELECT count(*) FROM items",
+        "SELECT count(name), count(price), count(*) AS n FROM items",
+        "SELECT sum(grp), sum(id), sum(price) FROM items",
+        "SELECT sum(price) FROM items WHERE price <> 'NaN'",
+        "SELECT min(name), max(name), min(at), max(day), min(price), max(score) FROM items",
+        "SELECT min(score), max(price) FROM items WHERE price <> 'NaN'",
+        "SELECT bool_and(flag), bool_or(flag), every(flag) FROM items",
+        "SELECT bool_and(flag) FROM items WHERE flag",
+        "SELECT count(*), sum(id), min(id), max(name) FROM items WHERE id < -1000",
+        "SELECT count(*) FILTER (WHERE grp > 0), sum(id) FILTER (WHERE flag) FROM items",
     ];
     for sql in queries {
         let want = rows(&r, sql)
@@ -166,6 +177,21 @@ async fn ordered_merges_equal_one_database() {
     ] {
         let got = rows(&c, sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
         assert_eq!(got.len(), n, "{sql}");
+    }
+
+    // Aggregates that cannot be combined exactly are refused.
+    for (sql, words) in [
+        ("SELECT avg(price) FROM items", "aggregate function avg"),
+        ("SELECT sum(score) FROM items", "floating-point"),
+        ("SELECT count(DISTINCT name) FROM items", "count(DISTINCT"),
+        ("SELECT count(*), 1 FROM items", "next to aggregates"),
+        ("SELECT grp, count(*) FROM items GROUP BY grp", "GROUP BY"),
+    ] {
+        let err = rows(&c, sql).await.expect_err(sql);
+        assert!(
+            err.starts_with("0A000") && err.contains(words),
+            "{sql}: {err}"
+        );
     }
 
     // A sort on a type the merge does not know is refused, not misordered.

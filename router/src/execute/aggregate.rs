@@ -1,0 +1,260 @@
+//! Combining shards' partial aggregates (one row per shard, text format)
+//! into the row one server would return: counts and integer sums added
+//! exactly (bigint stays bigint, numeric sums keep the larger scale), min
+//! and max by the column type's order, bool_and/bool_or. Types whose
+//! combination could differ from one server (floating-point sums, whose
+//! rounding depends on the order of addition) are refused.
+
+use std::cmp::Ordering;
+
+use bytes::{BufMut, BytesMut};
+use sql_rewrite::merge::Combine;
+
+use super::merge::{compare_typed, row_description_types};
+use crate::protocol::frame::Frame;
+use crate::protocol::messages::{Malformed, Reader};
+
+/// Partial aggregates being combined.
+#[derive(Debug)]
+pub struct AggMerge {
+    combine: Vec<Combine>,
+    types: Vec<u32>,
+    acc: Vec<Option<String>>,
+    /// A shard sent a row.
+    seen: bool,
+}
+
+impl AggMerge {
+    /// Combines columns by `combine`.
+    pub fn new(combine: Vec<Combine>) -> Self {
+        Self {
+            acc: vec![None; combine.len()],
+            combine,
+            types: Vec::new(),
+            seen: false,
+        }
+    }
+
+    /// Reads the RowDescription's types; the reason when a column cannot be
+    /// combined exactly.
+    pub fn describe(&mut self, f: &Frame) -> Result<Result<(), String>, Malformed> {
+        self.types = row_description_types(f)?;
+        if self.types.len() != self.combine.len() {
+            return Ok(Err("the shards returned other columns than expected".into()));
+        }
+        for (c, oid) in self.combine.iter().zip(&self.types) {
+            let ok = match c {
+                Combine::Sum => matches!(oid, 20 | 21 | 23 | 1700),
+                Combine::Min | Combine::Max => compare_typed(*oid, b"", b"").is_some(),
+                Combine::And | Combine::Or => *oid == 16,
+            };
+            if !ok {
+                let what = match c {
+                    Combine::Sum if matches!(oid, 700 | 701) => {
+                        "sum of a floating-point column across shards is not supported: its rounding would depend on the order of the shards".to_string()
+                    }
+                    _ => format!(
+                        "combining an aggregate of type oid {oid} across shards is not supported yet"
+                    ),
+                };
+                return Ok(Err(what));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Adds one shard's row (a DataRow frame's bytes).
+    pub fn feed(&mut self, row: &[u8]) -> Result<Result<(), String>, Malformed> {
+        let body = row.get(5..).unwrap_or_default();
+        let mut r = Reader::new(body, "DataRow");
+        let n = r.i16()?;
+        for i in 0..usize::try_from(n).unwrap_or(0) {
+            let len = r.i32()?;
+            let value = if len < 0 {
+                None
+            } else {
+                Some(r.take(len as usize)?)
+            };
+            let (Some(c), Some(&oid)) = (self.combine.get(i), self.types.get(i)) else {
+                return Ok(Err("the shards returned other columns than expected".into()));
+            };
+            let Some(v) = value else { continue };
+            let v = String::from_utf8_lossy(v).into_owned();
+            let next = match (self.acc[i].take(), c) {
+                (None, _) => v,
+                (Some(a), Combine::Sum) => match add_decimal(&a, &v) {
+                    Some(sum) => {
+                        if oid == 20 && sum.parse::<i64>().is_err() {
+                            return Ok(Err("bigint out of range".into()));
+                        }
+                        sum
+                    }
+                    None => return Ok(Err(format!("cannot add {a} and {v}"))),
+                },
+                (Some(a), Combine::Min | Combine::Max) => {
+                    let ord =
+                        compare_typed(oid, a.as_bytes(), v.as_bytes()).unwrap_or(Ordering::Equal);
+                    let keep_a = if *c == Combine::Min {
+                        ord != Ordering::Greater
+                    } else {
+                        ord != Ordering::Less
+                    };
+                    if keep_a {
+                        a
+                    } else {
+                        v
+                    }
+                }
+                (Some(a), Combine::And) => (if a == "t" && v == "t" { "t" } else { "f" }).into(),
+                (Some(a), Combine::Or) => (if a == "t" || v == "t" { "t" } else { "f" }).into(),
+            };
+            self.acc[i] = Some(next);
+        }
+        self.seen = true;
+        Ok(Ok(()))
+    }
+
+    /// The combined DataRow (none when no shard sent a row).
+    pub fn finish(&self, out: &mut BytesMut) -> bool {
+        if !self.seen {
+            return false;
+        }
+        out.put_u8(b'D');
+        let at = out.len();
+        out.put_i32(0);
+        out.put_i16(i16::try_from(self.acc.len()).unwrap_or(i16::MAX));
+        for v in &self.acc {
+            match v {
+                Some(v) => {
+                    out.put_i32(i32::try_from(v.len()).unwrap_or(i32::MAX));
+                    out.put_slice(v.as_bytes());
+                }
+                None => out.put_i32(-1),
+            }
+        }
+        let len = i32::try_from(out.len() - at).unwrap_or(i32::MAX);
+        out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        true
+    }
+}
+
+/// Exact sum of two decimal texts (integers or numerics, any precision);
+/// the result keeps the larger number of fraction digits, as PostgreSQL's
+/// numeric addition does. NaN and ±Infinity follow PostgreSQL.
+pub fn add_decimal(a: &str, b: &str) -> Option<String> {
+    let special = |v: &str| matches!(v, "NaN" | "Infinity" | "-Infinity");
+    if special(a) || special(b) {
+        return Some(
+            match (a, b) {
+                ("NaN", _) | (_, "NaN") => "NaN",
+                ("Infinity", "-Infinity") | ("-Infinity", "Infinity") => "NaN",
+                ("Infinity", _) | (_, "Infinity") => "Infinity",
+                _ => "-Infinity",
+            }
+            .to_string(),
+        );
+    }
+    let parse = |v: &str| -> Option<(bool, Vec<u8>, usize)> {
+        let (neg, v) = match v.strip_prefix('-') {
+            Some(r) => (true, r),
+            None => (false, v),
+        };
+        let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+        if int.is_empty() && frac.is_empty() {
+            return None;
+        }
+        let digits: Vec<u8> = int
+            .bytes()
+            .chain(frac.bytes())
+            .map(|c| c.is_ascii_digit().then(|| c - b'0'))
+            .collect::<Option<_>>()?;
+        Some((neg, digits, frac.len()))
+    };
+    let (na, mut da, sa) = parse(a)?;
+    let (nb, mut db, sb) = parse(b)?;
+    let scale = sa.max(sb);
+    da.extend(std::iter::repeat_n(0, scale - sa));
+    db.extend(std::iter::repeat_n(0, scale - sb));
+    let width = da.len().max(db.len()) + 1;
+    let pad = |d: Vec<u8>| -> Vec<u8> {
+        let mut v = vec![0; width - d.len()];
+        v.extend(d);
+        v
+    };
+    let (da, db) = (pad(da), pad(db));
+    let (neg, digits) = if na == nb {
+        (na, add_magnitudes(&da, &db))
+    } else if da >= db {
+        (na, sub_magnitudes(&da, &db))
+    } else {
+        (nb, sub_magnitudes(&db, &da))
+    };
+    let split = digits.len() - scale;
+    let int: String = digits[..split]
+        .iter()
+        .map(|d| char::from(b'0' + d))
+        .collect::<String>()
+        .trim_start_matches('0')
+        .to_string();
+    let int = if int.is_empty() { "0".to_string() } else { int };
+    let frac: String = digits[split..]
+        .iter()
+        .map(|d| char::from(b'0' + d))
+        .collect();
+    let zero = int == "0" && frac.bytes().all(|c| c == b'0');
+    let sign = if neg && !zero { "-" } else { "" };
+    Some(if scale == 0 {
+        format!("{sign}{int}")
+    } else {
+        format!("{sign}{int}.{frac}")
+    })
+}
+
+fn add_magnitudes(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut out = vec![0; a.len()];
+    let mut carry = 0;
+    for i in (0..a.len()).rev() {
+        let s = a[i] + b[i] + carry;
+        out[i] = s % 10;
+        carry = s / 10;
+    }
+    out
+}
+
+/// `a - b` for `a >= b` (same width).
+fn sub_magnitudes(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut out = vec![0; a.len()];
+    let mut borrow = 0i8;
+    for i in (0..a.len()).rev() {
+        let mut d = a[i] as i8 - b[i] as i8 - borrow;
+        borrow = 0;
+        if d < 0 {
+            d += 10;
+            borrow = 1;
+        }
+        out[i] = d as u8;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_sums() {
+        assert_eq!(add_decimal("1", "2").as_deref(), Some("3"));
+        assert_eq!(add_decimal("-5", "3").as_deref(), Some("-2"));
+        assert_eq!(add_decimal("1.50", "-2.5").as_deref(), Some("-1.00"));
+        assert_eq!(add_decimal("0.001", "999.999").as_deref(), Some("1000.000"));
+        assert_eq!(add_decimal("-1.5", "1.5").as_deref(), Some("0.0"));
+        assert_eq!(
+            add_decimal("9223372036854775807", "9223372036854775807").as_deref(),
+            Some("18446744073709551614")
+        );
+        assert_eq!(add_decimal("NaN", "1").as_deref(), Some("NaN"));
+        assert_eq!(add_decimal("Infinity", "-Infinity").as_deref(), Some("NaN"));
+        assert_eq!(add_decimal("-Infinity", "7").as_deref(), Some("-Infinity"));
+        assert_eq!(add_decimal("1x", "2"), None);
+    }
+}
