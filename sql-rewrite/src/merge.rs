@@ -2,18 +2,21 @@
 //! what each shard runs and how the proxy combines the streams so that the
 //! client gets what one database holding every row would return.
 //!
-//! This first part covers ordering and row counts: `ORDER BY` (positions,
-//! output names, expressions, ASC/DESC, NULLS FIRST/LAST; sort keys that are
-//! not in the select list are appended as hidden columns, dropped before the
-//! client sees the rows), `LIMIT`/`OFFSET`/`FETCH FIRST` (each shard gets
-//! `LIMIT limit + offset` and no offset; the merge skips and stops).
-//! Anything else that needs merging is reported by [`MergeError`].
+//! Covered so far: `ORDER BY` (positions, output names, expressions,
+//! ASC/DESC, NULLS FIRST/LAST; sort keys that are not in the select list are
+//! appended as hidden columns, dropped before the client sees the rows),
+//! `LIMIT`/`OFFSET`/`FETCH FIRST` (each shard gets `LIMIT limit + offset`
+//! and no offset; the merge skips and stops), `DISTINCT` / `DISTINCT ON`
+//! (shards sort by every output column, so duplicates from different shards
+//! meet and are dropped), and aggregate-only select lists without GROUP BY
+//! ([`Combine`]). Anything else is reported by [`MergeError`].
 
 use std::fmt;
 
 use sqlparser::ast::{
-    DuplicateTreatment, Expr, Fetch, FunctionArguments, Ident, LimitClause, Offset, OrderByKind,
-    OrderBySort, Query, SelectItem, SetExpr, Value,
+    Distinct, DuplicateTreatment, Expr, Fetch, FunctionArguments, Ident, LimitClause, Offset,
+    OrderBy, OrderByExpr, OrderByKind, OrderByOptions, OrderBySort, Query, SelectItem, SetExpr,
+    Value,
 };
 
 use crate::keys::{folded, strip};
@@ -67,6 +70,18 @@ pub struct MergePlan {
     /// An aggregate-only query (no GROUP BY): each shard returns one row of
     /// partial aggregates, combined column by column.
     pub aggregates: Vec<Combine>,
+    /// `DISTINCT` / `DISTINCT ON`: rows equal on these columns, adjacent in
+    /// the merged order, are kept once (the first).
+    pub distinct: Option<Dedupe>,
+}
+
+/// Which columns make rows duplicates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dedupe {
+    /// Every visible column (`SELECT DISTINCT`).
+    All,
+    /// The `DISTINCT ON` columns.
+    On(Vec<SortColumn>),
 }
 
 /// How one column of shards' partial aggregates combines into the answer.
@@ -115,6 +130,7 @@ pub fn plan(query: &Query) -> Result<MergePlan, MergeError> {
             offset: None,
             limit: None,
             aggregates,
+            distinct: None,
         });
     }
     let mut query = query.clone();
@@ -169,7 +185,86 @@ pub fn plan(query: &Query) -> Result<MergePlan, MergeError> {
             });
         }
     }
-    let rewrite = !appended.is_empty() || offset.is_some() || query.fetch.is_some();
+    // DISTINCT: duplicates from different shards must meet in the merged
+    // order, so it is total: the ORDER BY keys, then the other columns.
+    let mut extra: Vec<usize> = Vec::new();
+    let distinct = match query.body.as_ref() {
+        SetExpr::Select(s) => s.distinct.clone(),
+        _ => None,
+    };
+    let dedupe = match distinct {
+        None | Some(Distinct::All) => None,
+        Some(Distinct::Distinct) => {
+            if items.iter().any(|i| {
+                matches!(
+                    i,
+                    SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+                )
+            }) {
+                return unsupported("SELECT DISTINCT *");
+            }
+            if hidden > 0 {
+                return unsupported("DISTINCT with ORDER BY keys outside the select list");
+            }
+            for i in 0..items.len() {
+                if !order.iter().any(|k| k.column == SortColumn::Visible(i)) {
+                    order.push(SortKey {
+                        column: SortColumn::Visible(i),
+                        descending: false,
+                        nulls_first: false,
+                    });
+                    extra.push(i + 1);
+                }
+            }
+            Some(Dedupe::All)
+        }
+        Some(Distinct::On(exprs)) => {
+            let mut on = Vec::new();
+            for e in &exprs {
+                match output_column(&items, e).or_else(|| position(e).map(SortColumn::Visible)) {
+                    Some(c @ SortColumn::Visible(_)) => on.push(c),
+                    _ => return unsupported("DISTINCT ON an expression outside the select list"),
+                }
+            }
+            if order.is_empty() {
+                for c in &on {
+                    if let SortColumn::Visible(i) = c {
+                        order.push(SortKey {
+                            column: c.clone(),
+                            descending: false,
+                            nulls_first: false,
+                        });
+                        extra.push(i + 1);
+                    }
+                }
+            }
+            Some(Dedupe::On(on))
+        }
+    };
+    if !extra.is_empty() {
+        let mut exprs = match query.order_by.take().map(|o| o.kind) {
+            Some(OrderByKind::Expressions(e)) => e,
+            _ => Vec::new(),
+        };
+        for p in extra {
+            exprs.push(OrderByExpr {
+                expr: Expr::value(Value::Number(p.to_string(), false)),
+                options: OrderByOptions {
+                    sort: None,
+                    nulls_first: None,
+                },
+                with_fill: None,
+            });
+        }
+        query.order_by = Some(OrderBy {
+            kind: OrderByKind::Expressions(exprs),
+            interpolate: None,
+        });
+    }
+    let rewrite = !appended.is_empty()
+        || offset.is_some()
+        || query.fetch.is_some()
+        || (dedupe.is_some() && query.order_by.is_some());
     if let SetExpr::Select(s) = query.body.as_mut() {
         s.projection.extend(appended);
     }
@@ -189,6 +284,7 @@ pub fn plan(query: &Query) -> Result<MergePlan, MergeError> {
         offset,
         limit,
         aggregates: Vec::new(),
+        distinct: dedupe,
     })
 }
 
@@ -442,6 +538,20 @@ impl fmt::Display for MergePlan {
                 })
                 .collect();
             parts.push(format!("combine {}", names.join(", ")));
+        }
+        match &self.distinct {
+            Some(Dedupe::All) => parts.push("distinct".into()),
+            Some(Dedupe::On(cols)) => {
+                let cols: Vec<String> = cols
+                    .iter()
+                    .map(|c| match c {
+                        SortColumn::Visible(i) => format!("c{}", i + 1),
+                        other => format!("{other:?}"),
+                    })
+                    .collect();
+                parts.push(format!("distinct on {}", cols.join(", ")));
+            }
+            None => {}
         }
         if parts.is_empty() {
             parts.push("concatenate".into());

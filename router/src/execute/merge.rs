@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use shard_config::KeyType;
-use sql_rewrite::merge::{MergePlan, SortColumn};
+use sql_rewrite::merge::{Dedupe, MergePlan, SortColumn};
 
 use crate::protocol::frame::Frame;
 use crate::protocol::messages::{Malformed, Reader};
@@ -71,6 +71,9 @@ pub struct RowMerge {
     skipped: u64,
     /// Rows sent to the client.
     pub emitted: u64,
+    /// DISTINCT: the columns compared, and the last row kept.
+    dedupe: Vec<(usize, Compare)>,
+    last: Option<Bytes>,
 }
 
 impl RowMerge {
@@ -85,6 +88,8 @@ impl RowMerge {
             columns: 0,
             skipped: 0,
             emitted: 0,
+            dedupe: Vec::new(),
+            last: None,
         }
     }
 
@@ -115,6 +120,30 @@ impl RowMerge {
                 )));
             };
             self.keys.push((column, cmp, k.descending, k.nulls_first));
+        }
+        let dedupe: Vec<usize> = match &self.plan.distinct {
+            None => Vec::new(),
+            Some(Dedupe::All) => (0..visible).collect(),
+            Some(Dedupe::On(cols)) => cols
+                .iter()
+                .filter_map(|c| match c {
+                    SortColumn::Visible(i) => Some(*i),
+                    _ => None,
+                })
+                .collect(),
+        };
+        for column in dedupe {
+            let Some((_, oid, _)) = fields.get(column) else {
+                return Ok(Err(
+                    "DISTINCT names a column the shards did not return".into()
+                ));
+            };
+            let Some(cmp) = Compare::of(*oid) else {
+                return Ok(Err(format!(
+                    "DISTINCT on a column of type oid {oid} across shards is not supported yet"
+                )));
+            };
+            self.dedupe.push((column, cmp));
         }
         let mut out = BytesMut::new();
         out.put_u8(b'T');
@@ -196,6 +225,14 @@ impl RowMerge {
             let Some(row) = self.sources[b].1.rows.pop_front() else {
                 return Ok(());
             };
+            if !self.dedupe.is_empty() {
+                if let Some(last) = &self.last {
+                    if self.same(last, &row)? {
+                        continue;
+                    }
+                }
+                self.last = Some(row.clone());
+            }
             if self.skipped < self.offset {
                 self.skipped += 1;
                 continue;
@@ -207,6 +244,25 @@ impl RowMerge {
                 without_hidden(&row, self.columns - self.plan.hidden, out)?;
             }
         }
+    }
+
+    /// DISTINCT equality: equal on every dedupe column, NULL equal to NULL.
+    fn same(&self, a: &Bytes, b: &Bytes) -> Result<bool, Malformed> {
+        let (ra, rb) = (data_row(a)?, data_row(b)?);
+        for &(col, cmp) in &self.dedupe {
+            let equal = match (
+                ra.get(col).copied().flatten(),
+                rb.get(col).copied().flatten(),
+            ) {
+                (None, None) => true,
+                (Some(x), Some(y)) => compare_values(cmp, x, y) == Ordering::Equal,
+                _ => false,
+            };
+            if !equal {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     fn compare(&self, a: &Bytes, b: &Bytes) -> Result<Ordering, Malformed> {

@@ -385,10 +385,18 @@ fn analyse(statement: Statement, topo: &Topology<'_>) -> Result<Option<Analysed>
         _ => None,
     };
     // Aggregates the merge combines need no other merging.
-    let needs_merge = match (&merge, needs_merge) {
-        (Some(Ok(p)), Some("aggregate function")) if !p.aggregates.is_empty() => None,
-        (Some(Err(_)), Some("aggregate function")) => None,
-        (_, n) => n,
+    let needs_merge = match (&merge, needs_merge, &statement) {
+        (Some(Ok(p)), Some("aggregate function"), _) if !p.aggregates.is_empty() => None,
+        (Some(Err(_)), Some("aggregate function" | "DISTINCT"), _) => None,
+        // DISTINCT is merged; anything else in the query still counts
+        (Some(Ok(p)), Some("DISTINCT"), Statement::Query(q)) if p.distinct.is_some() => {
+            let mut plain = q.clone();
+            if let sqlparser::ast::SetExpr::Select(s) = plain.body.as_mut() {
+                s.distinct = None;
+            }
+            refusal::needs_grouping(&plain)
+        }
+        (_, n, _) => n,
     };
     let not_per_shard = refusal::not_per_shard(&walk, &placements, topo);
     let key_change = match &statement {
@@ -594,6 +602,7 @@ impl Analysed {
                     && plan.limit.is_none()
                     && plan.offset.is_none()
                     && plan.aggregates.is_empty()
+                    && plan.distinct.is_none()
                 {
                     return Ok(route);
                 }

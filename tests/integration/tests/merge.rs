@@ -147,6 +147,12 @@ async fn ordered_merges_equal_one_database() {
         "SELECT id FROM items ORDER BY id OFFSET 1000",
         "SELECT id, at FROM items WHERE id IN (-400, -393, 10, 1689) ORDER BY at DESC, id",
         "SELECT id FROM items UNION ALL SELECT id FROM items ORDER BY 1",
+        // DISTINCT and DISTINCT ON: duplicates across shards meet in the merge
+        "SELECT DISTINCT grp FROM items ORDER BY grp",
+        "SELECT DISTINCT name, flag FROM items ORDER BY name DESC, flag",
+        "SELECT DISTINCT price FROM items ORDER BY price LIMIT 10 OFFSET 2",
+        "SELECT DISTINCT ON (grp) grp, id, name FROM items ORDER BY grp, id",
+        "SELECT DISTINCT ON (name) name, id FROM items ORDER BY name, id DESC LIMIT 5",
         // aggregates without GROUP BY: partial values combined
         "SELECT count(*) FROM items",
         "SELECT count(name), count(price), count(*) AS n FROM items",
@@ -169,6 +175,23 @@ async fn ordered_merges_equal_one_database() {
         assert_eq!(got, want, "{sql}");
     }
 
+    // Without ORDER BY the order is not defined: the same rows, in any order.
+    for sql in [
+        "SELECT DISTINCT name FROM items",
+        "SELECT DISTINCT grp, flag FROM items",
+        "SELECT DISTINCT ON (grp) grp FROM items",
+    ] {
+        let mut want = rows(&r, sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: reference: {e}"));
+        let mut got = rows(&c, sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: shardgate: {e}"));
+        want.sort();
+        got.sort();
+        assert_eq!(got, want, "{sql}");
+    }
+
     // Without ORDER BY, LIMIT/OFFSET may pick any rows: only the counts are defined.
     for (sql, n) in [
         ("SELECT id FROM items LIMIT 12", 12),
@@ -186,6 +209,11 @@ async fn ordered_merges_equal_one_database() {
         ("SELECT count(DISTINCT name) FROM items", "count(DISTINCT"),
         ("SELECT count(*), 1 FROM items", "next to aggregates"),
         ("SELECT grp, count(*) FROM items GROUP BY grp", "GROUP BY"),
+        (
+            "SELECT DISTINCT grp, count(*) FROM items GROUP BY grp",
+            "GROUP BY",
+        ),
+        ("SELECT DISTINCT * FROM items", "DISTINCT *"),
     ] {
         let err = rows(&c, sql).await.expect_err(sql);
         assert!(

@@ -441,7 +441,10 @@ async fn broadcast_time_tables_refusals_and_transactions() {
             "SELECT avg(id) FROM users",
             "aggregate function avg across shards",
         ),
-        ("SELECT DISTINCT name FROM users", "DISTINCT across shards"),
+        (
+            "SELECT name, count(*) FROM users GROUP BY name",
+            "GROUP BY across shards",
+        ),
         ("UPDATE users SET name = 'x'", "allow_scatter_writes"),
         (
             "DELETE FROM users WHERE name = 'x'",
