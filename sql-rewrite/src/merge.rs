@@ -8,8 +8,10 @@
 //! `LIMIT`/`OFFSET`/`FETCH FIRST` (each shard gets `LIMIT limit + offset`
 //! and no offset; the merge skips and stops), `DISTINCT` / `DISTINCT ON`
 //! (shards sort by every output column, so duplicates from different shards
-//! meet and are dropped), and aggregate-only select lists without GROUP BY
-//! ([`Combine`]). Anything else is reported by [`MergeError`].
+//! meet and are dropped), aggregate-only select lists without GROUP BY
+//! ([`Combine`]), and GROUP BY on output columns ([`Grouped`]: shards sort
+//! their groups by key, groups that meet combine). Anything else is
+//! reported by [`MergeError`].
 
 use std::fmt;
 
@@ -73,6 +75,19 @@ pub struct MergePlan {
     /// `DISTINCT` / `DISTINCT ON`: rows equal on these columns, adjacent in
     /// the merged order, are kept once (the first).
     pub distinct: Option<Dedupe>,
+    /// `GROUP BY`: each shard's groups, sorted by the group columns, are
+    /// combined where keys meet.
+    pub grouped: Option<Grouped>,
+}
+
+/// A grouped query's merge: which columns are group keys, and how the
+/// others (aggregates) combine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grouped {
+    /// The group key columns (visible, 0-based).
+    pub keys: Vec<usize>,
+    /// For each output column: how it combines, `None` for a key column.
+    pub combine: Vec<Option<Combine>>,
 }
 
 /// Which columns make rows duplicates.
@@ -131,6 +146,7 @@ pub fn plan(query: &Query) -> Result<MergePlan, MergeError> {
             limit: None,
             aggregates,
             distinct: None,
+            grouped: None,
         });
     }
     let mut query = query.clone();
@@ -185,9 +201,31 @@ pub fn plan(query: &Query) -> Result<MergePlan, MergeError> {
             });
         }
     }
-    // DISTINCT: duplicates from different shards must meet in the merged
-    // order, so it is total: the ORDER BY keys, then the other columns.
+    // DISTINCT and GROUP BY: rows from different shards that belong
+    // together must meet in the merged order, so it is total on their
+    // columns: the ORDER BY keys first, then the others.
     let mut extra: Vec<usize> = Vec::new();
+    let grouped = grouping(&query, &items)?;
+    if let Some(g) = &grouped {
+        if hidden > 0
+            || order.iter().any(|k| match &k.column {
+                SortColumn::Visible(i) => !g.keys.contains(i),
+                _ => true,
+            })
+        {
+            return unsupported("ORDER BY other than the group keys of a GROUP BY");
+        }
+        for &i in &g.keys {
+            if !order.iter().any(|k| k.column == SortColumn::Visible(i)) {
+                order.push(SortKey {
+                    column: SortColumn::Visible(i),
+                    descending: false,
+                    nulls_first: false,
+                });
+                extra.push(i + 1);
+            }
+        }
+    }
     let distinct = match query.body.as_ref() {
         SetExpr::Select(s) => s.distinct.clone(),
         _ => None,
@@ -264,7 +302,7 @@ pub fn plan(query: &Query) -> Result<MergePlan, MergeError> {
     let rewrite = !appended.is_empty()
         || offset.is_some()
         || query.fetch.is_some()
-        || (dedupe.is_some() && query.order_by.is_some());
+        || ((dedupe.is_some() || grouped.is_some()) && query.order_by.is_some());
     if let SetExpr::Select(s) = query.body.as_mut() {
         s.projection.extend(appended);
     }
@@ -285,7 +323,56 @@ pub fn plan(query: &Query) -> Result<MergePlan, MergeError> {
         limit,
         aggregates: Vec::new(),
         distinct: dedupe,
+        grouped,
     })
+}
+
+/// The merge of a `GROUP BY` query: every group expression must be an output
+/// column and every other output column an aggregate that combines.
+fn grouping(query: &Query, items: &[SelectItem]) -> Result<Option<Grouped>, MergeError> {
+    let unsupported = |what: String| Err(MergeError::Unsupported(what));
+    let SetExpr::Select(s) = query.body.as_ref() else {
+        return Ok(None);
+    };
+    let exprs = match &s.group_by {
+        sqlparser::ast::GroupByExpr::Expressions(e, m) if m.is_empty() => e,
+        sqlparser::ast::GroupByExpr::Expressions(..) => {
+            return unsupported("GROUP BY ROLLUP, CUBE or GROUPING SETS".into())
+        }
+        sqlparser::ast::GroupByExpr::All(_) => return unsupported("GROUP BY ALL".into()),
+    };
+    if exprs.is_empty() {
+        return Ok(None);
+    }
+    if s.having.is_some() {
+        return unsupported("HAVING".into());
+    }
+    if s.distinct.is_some() {
+        return unsupported("DISTINCT with GROUP BY".into());
+    }
+    let mut keys = Vec::new();
+    for e in exprs {
+        match output_column(items, e).or_else(|| position(e).map(SortColumn::Visible)) {
+            Some(SortColumn::Visible(i)) if i < items.len() => keys.push(i),
+            _ => return unsupported(format!("GROUP BY {e}, which is not in the select list")),
+        }
+    }
+    let mut combine = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        if keys.contains(&i) {
+            combine.push(None);
+            continue;
+        }
+        let expr = match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+            _ => return unsupported("* in a grouped select list".into()),
+        };
+        match self::combine(expr)? {
+            Some(c) => combine.push(Some(c)),
+            None => return unsupported(format!("{expr} in a grouped select list")),
+        }
+    }
+    Ok(Some(Grouped { keys, combine }))
 }
 
 /// The combination of each output column of a query whose select list is
@@ -295,6 +382,13 @@ fn aggregates(query: &Query) -> Result<Vec<Combine>, MergeError> {
     let SetExpr::Select(s) = query.body.as_ref() else {
         return Ok(Vec::new());
     };
+    let grouped = match &s.group_by {
+        sqlparser::ast::GroupByExpr::Expressions(e, _) => !e.is_empty(),
+        sqlparser::ast::GroupByExpr::All(_) => true,
+    };
+    if grouped || s.having.is_some() {
+        return Ok(Vec::new());
+    }
     let mut out = Vec::new();
     for item in &s.projection {
         let expr = match item {
@@ -538,6 +632,10 @@ impl fmt::Display for MergePlan {
                 })
                 .collect();
             parts.push(format!("combine {}", names.join(", ")));
+        }
+        if let Some(g) = &self.grouped {
+            let keys: Vec<String> = g.keys.iter().map(|i| format!("c{}", i + 1)).collect();
+            parts.push(format!("group by {}", keys.join(", ")));
         }
         match &self.distinct {
             Some(Dedupe::All) => parts.push("distinct".into()),

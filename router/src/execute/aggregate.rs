@@ -43,21 +43,8 @@ impl AggMerge {
             return Ok(Err("the shards returned other columns than expected".into()));
         }
         for (c, oid) in self.combine.iter().zip(&self.types) {
-            let ok = match c {
-                Combine::Sum => matches!(oid, 20 | 21 | 23 | 1700),
-                Combine::Min | Combine::Max => compare_typed(*oid, b"", b"").is_some(),
-                Combine::And | Combine::Or => *oid == 16,
-            };
-            if !ok {
-                let what = match c {
-                    Combine::Sum if matches!(oid, 700 | 701) => {
-                        "sum of a floating-point column across shards is not supported: its rounding would depend on the order of the shards".to_string()
-                    }
-                    _ => format!(
-                        "combining an aggregate of type oid {oid} across shards is not supported yet"
-                    ),
-                };
-                return Ok(Err(what));
+            if !combinable(*c, *oid) {
+                return Ok(Err(not_combinable(*c, *oid)));
             }
         }
         Ok(Ok(()))
@@ -80,33 +67,12 @@ impl AggMerge {
             };
             let Some(v) = value else { continue };
             let v = String::from_utf8_lossy(v).into_owned();
-            let next = match (self.acc[i].take(), c) {
-                (None, _) => v,
-                (Some(a), Combine::Sum) => match add_decimal(&a, &v) {
-                    Some(sum) => {
-                        if oid == 20 && sum.parse::<i64>().is_err() {
-                            return Ok(Err("bigint out of range".into()));
-                        }
-                        sum
-                    }
-                    None => return Ok(Err(format!("cannot add {a} and {v}"))),
+            let next = match self.acc[i].take() {
+                None => v,
+                Some(a) => match combine_values(*c, oid, a, v) {
+                    Ok(x) => x,
+                    Err(why) => return Ok(Err(why)),
                 },
-                (Some(a), Combine::Min | Combine::Max) => {
-                    let ord =
-                        compare_typed(oid, a.as_bytes(), v.as_bytes()).unwrap_or(Ordering::Equal);
-                    let keep_a = if *c == Combine::Min {
-                        ord != Ordering::Greater
-                    } else {
-                        ord != Ordering::Less
-                    };
-                    if keep_a {
-                        a
-                    } else {
-                        v
-                    }
-                }
-                (Some(a), Combine::And) => (if a == "t" && v == "t" { "t" } else { "f" }).into(),
-                (Some(a), Combine::Or) => (if a == "t" || v == "t" { "t" } else { "f" }).into(),
             };
             self.acc[i] = Some(next);
         }
@@ -135,6 +101,53 @@ impl AggMerge {
         let len = i32::try_from(out.len() - at).unwrap_or(i32::MAX);
         out[at..at + 4].copy_from_slice(&len.to_be_bytes());
         true
+    }
+}
+
+/// Combines two shards' non-NULL partial values of type `oid`.
+pub fn combine_values(c: Combine, oid: u32, a: String, v: String) -> Result<String, String> {
+    Ok(match c {
+        Combine::Sum => {
+            let sum = add_decimal(&a, &v).ok_or_else(|| format!("cannot add {a} and {v}"))?;
+            if oid == 20 && sum.parse::<i64>().is_err() {
+                return Err("bigint out of range".into());
+            }
+            sum
+        }
+        Combine::Min | Combine::Max => {
+            let ord = compare_typed(oid, a.as_bytes(), v.as_bytes()).unwrap_or(Ordering::Equal);
+            let keep_a = if c == Combine::Min {
+                ord != Ordering::Greater
+            } else {
+                ord != Ordering::Less
+            };
+            if keep_a {
+                a
+            } else {
+                v
+            }
+        }
+        Combine::And => (if a == "t" && v == "t" { "t" } else { "f" }).into(),
+        Combine::Or => (if a == "t" || v == "t" { "t" } else { "f" }).into(),
+    })
+}
+
+/// Whether values of type `oid` can be combined by `c` exactly.
+pub fn combinable(c: Combine, oid: u32) -> bool {
+    match c {
+        Combine::Sum => matches!(oid, 20 | 21 | 23 | 1700),
+        Combine::Min | Combine::Max => compare_typed(oid, b"", b"").is_some(),
+        Combine::And | Combine::Or => oid == 16,
+    }
+}
+
+/// Why `c` cannot combine values of type `oid`.
+pub fn not_combinable(c: Combine, oid: u32) -> String {
+    match c {
+        Combine::Sum if matches!(oid, 700 | 701) => {
+            "sum of a floating-point column across shards is not supported: its rounding would depend on the order of the shards".to_string()
+        }
+        _ => format!("combining an aggregate of type oid {oid} across shards is not supported yet"),
     }
 }
 

@@ -14,7 +14,9 @@ use std::collections::VecDeque;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use shard_config::KeyType;
-use sql_rewrite::merge::{Dedupe, MergePlan, SortColumn};
+use sql_rewrite::merge::{Combine, Dedupe, MergePlan, SortColumn};
+
+use super::aggregate::{combinable, combine_values, not_combinable};
 
 use crate::protocol::frame::Frame;
 use crate::protocol::messages::{Malformed, Reader};
@@ -74,6 +76,13 @@ pub struct RowMerge {
     /// DISTINCT: the columns compared, and the last row kept.
     dedupe: Vec<(usize, Compare)>,
     last: Option<Bytes>,
+    /// GROUP BY: key columns, each column's combination and type.
+    group_keys: Vec<(usize, Compare)>,
+    group_combine: Vec<Option<(Combine, u32)>>,
+    /// The group being combined.
+    current: Option<Vec<Option<String>>>,
+    /// Combining failed (a bigint sum out of range): the statement's error.
+    pub failed: Option<String>,
 }
 
 impl RowMerge {
@@ -90,6 +99,10 @@ impl RowMerge {
             emitted: 0,
             dedupe: Vec::new(),
             last: None,
+            group_keys: Vec::new(),
+            group_combine: Vec::new(),
+            current: None,
+            failed: None,
         }
     }
 
@@ -144,6 +157,26 @@ impl RowMerge {
                 )));
             };
             self.dedupe.push((column, cmp));
+        }
+        if let Some(g) = &self.plan.grouped {
+            for (i, c) in g.combine.iter().enumerate() {
+                let Some((_, oid, _)) = fields.get(i) else {
+                    return Ok(Err("the shards returned other columns than expected".into()));
+                };
+                match c {
+                    None => match Compare::of(*oid) {
+                        Some(cmp) => self.group_keys.push((i, cmp)),
+                        None => {
+                            return Ok(Err(format!(
+                                "GROUP BY a column of type oid {oid} across shards is not supported yet"
+                            )))
+                        }
+                    },
+                    Some(c) if !combinable(*c, *oid) => return Ok(Err(not_combinable(*c, *oid))),
+                    Some(_) => {}
+                }
+                self.group_combine.push(c.map(|c| (c, *oid)));
+            }
         }
         let mut out = BytesMut::new();
         out.put_u8(b'T');
@@ -220,11 +253,32 @@ impl RowMerge {
                 });
             }
             let Some(b) = best else {
+                // every shard is done: the last group is complete
+                if let Some(group) = self.current.take() {
+                    self.emit_group(group, out);
+                }
                 return Ok(());
             };
             let Some(row) = self.sources[b].1.rows.pop_front() else {
                 return Ok(());
             };
+            if !self.group_combine.is_empty() {
+                let vals: Vec<Option<String>> = data_row(&row)?
+                    .into_iter()
+                    .map(|v| v.map(|v| String::from_utf8_lossy(v).into_owned()))
+                    .collect();
+                match self.current.take() {
+                    Some(cur) if self.same_group(&cur, &vals) => {
+                        self.current = Some(self.combine_group(cur, vals)?);
+                    }
+                    Some(cur) => {
+                        self.emit_group(cur, out);
+                        self.current = Some(vals);
+                    }
+                    None => self.current = Some(vals),
+                }
+                continue;
+            }
             if !self.dedupe.is_empty() {
                 if let Some(last) = &self.last {
                     if self.same(last, &row)? {
@@ -244,6 +298,70 @@ impl RowMerge {
                 without_hidden(&row, self.columns - self.plan.hidden, out)?;
             }
         }
+    }
+
+    fn same_group(&self, a: &[Option<String>], b: &[Option<String>]) -> bool {
+        self.group_keys.iter().all(|&(col, cmp)| {
+            match (a.get(col).cloned().flatten(), b.get(col).cloned().flatten()) {
+                (None, None) => true,
+                (Some(x), Some(y)) => {
+                    compare_values(cmp, x.as_bytes(), y.as_bytes()) == Ordering::Equal
+                }
+                _ => false,
+            }
+        })
+    }
+
+    /// Adds the aggregates of `row` (same group) into `cur`.
+    fn combine_group(
+        &mut self,
+        mut cur: Vec<Option<String>>,
+        row: Vec<Option<String>>,
+    ) -> Result<Vec<Option<String>>, Malformed> {
+        for (i, v) in row.into_iter().enumerate() {
+            let (Some(Some((c, oid))), Some(v)) = (self.group_combine.get(i), v) else {
+                continue;
+            };
+            let Some(slot) = cur.get_mut(i) else { continue };
+            *slot = Some(match slot.take() {
+                None => v,
+                Some(a) => match combine_values(*c, *oid, a.clone(), v) {
+                    Ok(x) => x,
+                    Err(why) => {
+                        self.failed.get_or_insert(why);
+                        a
+                    }
+                },
+            });
+        }
+        Ok(cur)
+    }
+
+    /// Sends a finished group (after OFFSET, within LIMIT).
+    fn emit_group(&mut self, group: Vec<Option<String>>, out: &mut BytesMut) {
+        if self.limit.is_some_and(|l| self.emitted >= l) {
+            return;
+        }
+        if self.skipped < self.offset {
+            self.skipped += 1;
+            return;
+        }
+        self.emitted += 1;
+        out.put_u8(b'D');
+        let at = out.len();
+        out.put_i32(0);
+        out.put_i16(i16::try_from(group.len()).unwrap_or(i16::MAX));
+        for v in &group {
+            match v {
+                Some(v) => {
+                    out.put_i32(i32::try_from(v.len()).unwrap_or(i32::MAX));
+                    out.put_slice(v.as_bytes());
+                }
+                None => out.put_i32(-1),
+            }
+        }
+        let len = i32::try_from(out.len() - at).unwrap_or(i32::MAX);
+        out[at..at + 4].copy_from_slice(&len.to_be_bytes());
     }
 
     /// DISTINCT equality: equal on every dedupe column, NULL equal to NULL.

@@ -1331,7 +1331,6 @@ impl Session {
                     if g.error.is_none() {
                         m.drain(&mut self.cout)?;
                     }
-                    return Ok(());
                 }
                 b'C' | b'E' => {
                     m.finish_source(idx);
@@ -1340,6 +1339,14 @@ impl Session {
                     }
                 }
                 _ => {}
+            }
+            if let Some(why) = m.failed.take() {
+                let mut e = BytesMut::new();
+                messages::error_response(&mut e, Severity::Error, "22003", &why);
+                g.error.get_or_insert(e.freeze());
+            }
+            if f.tag == b'D' {
+                return Ok(());
             }
         }
         match f.tag {

@@ -387,7 +387,8 @@ fn analyse(statement: Statement, topo: &Topology<'_>) -> Result<Option<Analysed>
     // Aggregates the merge combines need no other merging.
     let needs_merge = match (&merge, needs_merge, &statement) {
         (Some(Ok(p)), Some("aggregate function"), _) if !p.aggregates.is_empty() => None,
-        (Some(Err(_)), Some("aggregate function" | "DISTINCT"), _) => None,
+        (Some(Err(_)), Some("aggregate function" | "DISTINCT" | "GROUP BY"), _) => None,
+        (Some(Ok(p)), Some("GROUP BY"), _) if p.grouped.is_some() => None,
         // DISTINCT is merged; anything else in the query still counts
         (Some(Ok(p)), Some("DISTINCT"), Statement::Query(q)) if p.distinct.is_some() => {
             let mut plain = q.clone();
@@ -603,6 +604,7 @@ impl Analysed {
                     && plan.offset.is_none()
                     && plan.aggregates.is_empty()
                     && plan.distinct.is_none()
+                    && plan.grouped.is_none()
                 {
                     return Ok(route);
                 }

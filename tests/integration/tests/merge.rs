@@ -153,6 +153,11 @@ async fn ordered_merges_equal_one_database() {
         "SELECT DISTINCT price FROM items ORDER BY price LIMIT 10 OFFSET 2",
         "SELECT DISTINCT ON (grp) grp, id, name FROM items ORDER BY grp, id",
         "SELECT DISTINCT ON (name) name, id FROM items ORDER BY name, id DESC LIMIT 5",
+        // GROUP BY: groups sorted by their keys, combined where they meet
+        "SELECT grp, count(*), sum(id), min(name), max(at) FROM items GROUP BY grp ORDER BY grp",
+        "SELECT grp, flag, count(*) FROM items GROUP BY grp, flag ORDER BY grp DESC, flag",
+        "SELECT name, sum(price), bool_or(flag) FROM items GROUP BY name ORDER BY name LIMIT 4 OFFSET 2",
+        "SELECT day, count(*) FROM items GROUP BY 1 ORDER BY 1 DESC NULLS LAST LIMIT 9",
         // aggregates without GROUP BY: partial values combined
         "SELECT count(*) FROM items",
         "SELECT count(name), count(price), count(*) AS n FROM items",
@@ -180,6 +185,8 @@ async fn ordered_merges_equal_one_database() {
         "SELECT DISTINCT name FROM items",
         "SELECT DISTINCT grp, flag FROM items",
         "SELECT DISTINCT ON (grp) grp FROM items",
+        "SELECT grp, count(*), max(price) FROM items GROUP BY grp",
+        "SELECT flag, grp, count(name) FROM items WHERE id > 0 GROUP BY flag, grp",
     ] {
         let mut want = rows(&r, sql)
             .await
@@ -208,10 +215,25 @@ async fn ordered_merges_equal_one_database() {
         ("SELECT sum(score) FROM items", "floating-point"),
         ("SELECT count(DISTINCT name) FROM items", "count(DISTINCT"),
         ("SELECT count(*), 1 FROM items", "next to aggregates"),
-        ("SELECT grp, count(*) FROM items GROUP BY grp", "GROUP BY"),
+        (
+            "SELECT grp, count(*) FROM items GROUP BY grp HAVING count(*) > 3",
+            "HAVING",
+        ),
+        (
+            "SELECT grp, count(*) FROM items GROUP BY grp ORDER BY 2",
+            "ORDER BY other than the group keys",
+        ),
+        (
+            "SELECT grp, avg(price) FROM items GROUP BY grp",
+            "aggregate function avg",
+        ),
         (
             "SELECT DISTINCT grp, count(*) FROM items GROUP BY grp",
-            "GROUP BY",
+            "DISTINCT with GROUP BY",
+        ),
+        (
+            "SELECT lower(name), count(*) FROM items GROUP BY name",
+            "not in the select list",
         ),
         ("SELECT DISTINCT * FROM items", "DISTINCT *"),
     ] {
