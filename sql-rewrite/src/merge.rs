@@ -216,14 +216,7 @@ pub fn plan(query: &Query) -> Result<MergePlan, MergeError> {
             return unsupported("ORDER BY other than the group keys of a GROUP BY");
         }
         for &i in &g.keys {
-            if !order.iter().any(|k| k.column == SortColumn::Visible(i)) {
-                order.push(SortKey {
-                    column: SortColumn::Visible(i),
-                    descending: false,
-                    nulls_first: false,
-                });
-                extra.push(i + 1);
-            }
+            order_also_by(i, &mut order, &mut extra);
         }
     }
     let distinct = match query.body.as_ref() {
@@ -245,14 +238,7 @@ pub fn plan(query: &Query) -> Result<MergePlan, MergeError> {
                 return unsupported("DISTINCT with ORDER BY keys outside the select list");
             }
             for i in 0..items.len() {
-                if !order.iter().any(|k| k.column == SortColumn::Visible(i)) {
-                    order.push(SortKey {
-                        column: SortColumn::Visible(i),
-                        descending: false,
-                        nulls_first: false,
-                    });
-                    extra.push(i + 1);
-                }
+                order_also_by(i, &mut order, &mut extra);
             }
             Some(Dedupe::All)
         }
@@ -267,12 +253,7 @@ pub fn plan(query: &Query) -> Result<MergePlan, MergeError> {
             if order.is_empty() {
                 for c in &on {
                     if let SortColumn::Visible(i) = c {
-                        order.push(SortKey {
-                            column: c.clone(),
-                            descending: false,
-                            nulls_first: false,
-                        });
-                        extra.push(i + 1);
+                        order_also_by(*i, &mut order, &mut extra);
                     }
                 }
             }
@@ -325,6 +306,19 @@ pub fn plan(query: &Query) -> Result<MergePlan, MergeError> {
         distinct: dedupe,
         grouped,
     })
+}
+
+/// Adds output column `i` (ascending) to the merge order and, as position
+/// `i + 1`, to what the shards' ORDER BY gets, unless it is a key already.
+fn order_also_by(i: usize, order: &mut Vec<SortKey>, extra: &mut Vec<usize>) {
+    if !order.iter().any(|k| k.column == SortColumn::Visible(i)) {
+        order.push(SortKey {
+            column: SortColumn::Visible(i),
+            descending: false,
+            nulls_first: false,
+        });
+        extra.push(i + 1);
+    }
 }
 
 /// The merge of a `GROUP BY` query: every group expression must be an output
@@ -416,13 +410,7 @@ fn combine(expr: &Expr) -> Result<Option<Combine>, MergeError> {
     let Expr::Function(f) = expr else {
         return Ok(None);
     };
-    let name = f
-        .name
-        .0
-        .last()
-        .and_then(|p| p.as_ident())
-        .map(|i| i.value.to_ascii_lowercase())
-        .unwrap_or_default();
+    let name = crate::route::refusal::function_name(f);
     let c = match name.as_str() {
         "count" | "sum" => Combine::Sum,
         "min" => Combine::Min,

@@ -7,12 +7,12 @@
 
 use std::cmp::Ordering;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use sql_rewrite::merge::Combine;
 
 use super::merge::{compare_typed, row_description_types};
 use crate::protocol::frame::Frame;
-use crate::protocol::messages::{Malformed, Reader};
+use crate::protocol::messages::{self, Malformed, Reader};
 
 /// Partial aggregates being combined.
 #[derive(Debug)]
@@ -85,21 +85,8 @@ impl AggMerge {
         if !self.seen {
             return false;
         }
-        out.put_u8(b'D');
-        let at = out.len();
-        out.put_i32(0);
-        out.put_i16(i16::try_from(self.acc.len()).unwrap_or(i16::MAX));
-        for v in &self.acc {
-            match v {
-                Some(v) => {
-                    out.put_i32(i32::try_from(v.len()).unwrap_or(i32::MAX));
-                    out.put_slice(v.as_bytes());
-                }
-                None => out.put_i32(-1),
-            }
-        }
-        let len = i32::try_from(out.len() - at).unwrap_or(i32::MAX);
-        out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        let values: Vec<Option<&str>> = self.acc.iter().map(Option::as_deref).collect();
+        messages::data_row(out, &values);
         true
     }
 }

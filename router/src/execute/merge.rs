@@ -347,21 +347,8 @@ impl RowMerge {
             return;
         }
         self.emitted += 1;
-        out.put_u8(b'D');
-        let at = out.len();
-        out.put_i32(0);
-        out.put_i16(i16::try_from(group.len()).unwrap_or(i16::MAX));
-        for v in &group {
-            match v {
-                Some(v) => {
-                    out.put_i32(i32::try_from(v.len()).unwrap_or(i32::MAX));
-                    out.put_slice(v.as_bytes());
-                }
-                None => out.put_i32(-1),
-            }
-        }
-        let len = i32::try_from(out.len() - at).unwrap_or(i32::MAX);
-        out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        let values: Vec<Option<&str>> = group.iter().map(Option::as_deref).collect();
+        crate::protocol::messages::data_row(out, &values);
     }
 
     /// DISTINCT equality: equal on every dedupe column, NULL equal to NULL.

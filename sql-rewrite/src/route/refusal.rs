@@ -209,6 +209,16 @@ fn body_needs_merge(body: &SetExpr) -> Option<&'static str> {
     }
 }
 
+/// A function call's (last) name, lower case.
+pub(crate) fn function_name(f: &sqlparser::ast::Function) -> String {
+    f.name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(|i| i.value.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
 /// "aggregate function" or "window function" when `expr` calls one outside a subquery.
 fn aggregate_or_window(expr: &Expr) -> Option<&'static str> {
     let found = visit_expressions(expr, |e| {
@@ -216,13 +226,7 @@ fn aggregate_or_window(expr: &Expr) -> Option<&'static str> {
             if f.over.is_some() {
                 return ControlFlow::Break("window function");
             }
-            let name = f
-                .name
-                .0
-                .last()
-                .and_then(|p| p.as_ident())
-                .map(|i| i.value.to_ascii_lowercase())
-                .unwrap_or_default();
+            let name = function_name(f);
             if AGGREGATES.contains(&name.as_str()) {
                 return ControlFlow::Break("aggregate function");
             }
