@@ -19,7 +19,7 @@ use crate::protocol::messages::{self, Malformed, Reader};
 pub struct AggMerge {
     combine: Vec<Combine>,
     types: Vec<u32>,
-    acc: Vec<Option<String>>,
+    acc: Vec<Option<Vec<u8>>>,
     /// A shard sent a row.
     seen: bool,
 }
@@ -66,7 +66,7 @@ impl AggMerge {
                 return Ok(Err("the shards returned other columns than expected".into()));
             };
             let Some(v) = value else { continue };
-            let v = String::from_utf8_lossy(v).into_owned();
+            let v = v.to_vec();
             let next = match self.acc[i].take() {
                 None => v,
                 Some(a) => match combine_values(*c, oid, a, v) {
@@ -85,24 +85,25 @@ impl AggMerge {
         if !self.seen {
             return false;
         }
-        let values: Vec<Option<&str>> = self.acc.iter().map(Option::as_deref).collect();
-        messages::data_row(out, &values);
+        let values: Vec<Option<&[u8]>> = self.acc.iter().map(Option::as_deref).collect();
+        messages::data_row_bytes(out, &values);
         true
     }
 }
 
-/// Combines two shards' non-NULL partial values of type `oid`.
-pub fn combine_values(c: Combine, oid: u32, a: String, v: String) -> Result<String, String> {
+/// Combines two shards' non-NULL partial values (text format) of type `oid`.
+pub fn combine_values(c: Combine, oid: u32, a: Vec<u8>, v: Vec<u8>) -> Result<Vec<u8>, String> {
     Ok(match c {
         Combine::Sum => {
-            let sum = add_decimal(&a, &v).ok_or_else(|| format!("cannot add {a} and {v}"))?;
+            let (x, y) = (String::from_utf8_lossy(&a), String::from_utf8_lossy(&v));
+            let sum = add_decimal(&x, &y).ok_or_else(|| format!("cannot add {x} and {y}"))?;
             if oid == 20 && sum.parse::<i64>().is_err() {
                 return Err("bigint out of range".into());
             }
-            sum
+            sum.into_bytes()
         }
         Combine::Min | Combine::Max => {
-            let ord = compare_typed(oid, a.as_bytes(), v.as_bytes()).unwrap_or(Ordering::Equal);
+            let ord = compare_typed(oid, &a, &v).unwrap_or(Ordering::Equal);
             let keep_a = if c == Combine::Min {
                 ord != Ordering::Greater
             } else {
@@ -114,8 +115,8 @@ pub fn combine_values(c: Combine, oid: u32, a: String, v: String) -> Result<Stri
                 v
             }
         }
-        Combine::And => (if a == "t" && v == "t" { "t" } else { "f" }).into(),
-        Combine::Or => (if a == "t" || v == "t" { "t" } else { "f" }).into(),
+        Combine::And => (if a == b"t" && v == b"t" { b"t" } else { b"f" }).to_vec(),
+        Combine::Or => (if a == b"t" || v == b"t" { b"t" } else { b"f" }).to_vec(),
     })
 }
 

@@ -80,7 +80,7 @@ pub struct RowMerge {
     group_keys: Vec<(usize, Compare)>,
     group_combine: Vec<Option<(Combine, u32)>>,
     /// The group being combined.
-    current: Option<Vec<Option<String>>>,
+    current: Option<Vec<Option<Vec<u8>>>>,
     /// Combining failed (a bigint sum out of range): the statement's error.
     pub failed: Option<String>,
 }
@@ -263,9 +263,9 @@ impl RowMerge {
                 return Ok(());
             };
             if !self.group_combine.is_empty() {
-                let vals: Vec<Option<String>> = data_row(&row)?
+                let vals: Vec<Option<Vec<u8>>> = data_row(&row)?
                     .into_iter()
-                    .map(|v| v.map(|v| String::from_utf8_lossy(v).into_owned()))
+                    .map(|v| v.map(<[u8]>::to_vec))
                     .collect();
                 match self.current.take() {
                     Some(cur) if self.same_group(&cur, &vals) => {
@@ -300,13 +300,11 @@ impl RowMerge {
         }
     }
 
-    fn same_group(&self, a: &[Option<String>], b: &[Option<String>]) -> bool {
+    fn same_group(&self, a: &[Option<Vec<u8>>], b: &[Option<Vec<u8>>]) -> bool {
         self.group_keys.iter().all(|&(col, cmp)| {
             match (a.get(col).cloned().flatten(), b.get(col).cloned().flatten()) {
                 (None, None) => true,
-                (Some(x), Some(y)) => {
-                    compare_values(cmp, x.as_bytes(), y.as_bytes()) == Ordering::Equal
-                }
+                (Some(x), Some(y)) => compare_values(cmp, &x, &y) == Ordering::Equal,
                 _ => false,
             }
         })
@@ -315,9 +313,9 @@ impl RowMerge {
     /// Adds the aggregates of `row` (same group) into `cur`.
     fn combine_group(
         &mut self,
-        mut cur: Vec<Option<String>>,
-        row: Vec<Option<String>>,
-    ) -> Result<Vec<Option<String>>, Malformed> {
+        mut cur: Vec<Option<Vec<u8>>>,
+        row: Vec<Option<Vec<u8>>>,
+    ) -> Result<Vec<Option<Vec<u8>>>, Malformed> {
         for (i, v) in row.into_iter().enumerate() {
             let (Some(Some((c, oid))), Some(v)) = (self.group_combine.get(i), v) else {
                 continue;
@@ -338,7 +336,7 @@ impl RowMerge {
     }
 
     /// Sends a finished group (after OFFSET, within LIMIT).
-    fn emit_group(&mut self, group: Vec<Option<String>>, out: &mut BytesMut) {
+    fn emit_group(&mut self, group: Vec<Option<Vec<u8>>>, out: &mut BytesMut) {
         if self.limit.is_some_and(|l| self.emitted >= l) {
             return;
         }
@@ -347,8 +345,8 @@ impl RowMerge {
             return;
         }
         self.emitted += 1;
-        let values: Vec<Option<&str>> = group.iter().map(Option::as_deref).collect();
-        crate::protocol::messages::data_row(out, &values);
+        let values: Vec<Option<&[u8]>> = group.iter().map(Option::as_deref).collect();
+        crate::protocol::messages::data_row_bytes(out, &values);
     }
 
     /// DISTINCT equality: equal on every dedupe column, NULL equal to NULL.

@@ -462,13 +462,19 @@ pub fn row_description(buf: &mut BytesMut, names: &[&str]) {
 
 /// Appends a `DataRow` of text values.
 pub fn data_row(buf: &mut BytesMut, values: &[Option<&str>]) {
+    let bytes: Vec<Option<&[u8]>> = values.iter().map(|v| v.map(str::as_bytes)).collect();
+    data_row_bytes(buf, &bytes);
+}
+
+/// Appends a `DataRow` of raw column values (`None`: NULL).
+pub fn data_row_bytes(buf: &mut BytesMut, values: &[Option<&[u8]>]) {
     let at = begin(buf, b'D');
     buf.put_i16(i16::try_from(values.len()).unwrap_or(i16::MAX));
     for v in values {
         match v {
             Some(v) => {
                 buf.put_i32(i32::try_from(v.len()).unwrap_or(i32::MAX));
-                buf.put_slice(v.as_bytes());
+                buf.put_slice(v);
             }
             None => buf.put_i32(-1),
         }
