@@ -53,6 +53,11 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// The wrapped table.
+    pub(crate) fn table(&self) -> &'a dyn TableLike {
+        self.table
+    }
+
     /// Line of the table's header (or first key).
     pub(crate) fn line(&self) -> usize {
         self.line
@@ -295,7 +300,7 @@ pub(crate) fn item_type(item: &Item) -> &'static str {
 
 /// Like [`table_array`], for a key that must hold a non-empty array of
 /// tables: wrong shapes and empty arrays are reported on `key_line`.
-pub(crate) fn nonempty_table_array<'a>(
+fn nonempty_table_array<'a>(
     item: &'a Item,
     path: &str,
     key_line: usize,
@@ -316,6 +321,63 @@ pub(crate) fn nonempty_table_array<'a>(
         return None;
     }
     Some(elements)
+}
+
+/// The tables under `key` of `s` that each give a `shard` with `from` and
+/// `to` (slot ranges, key ranges, time intervals), as sections named
+/// `[[path]]`; `None` when `key` is absent, or not a non-empty array of
+/// tables (reported).
+pub(crate) fn shard_range_entries<'a>(
+    s: &Section<'a>,
+    key: &str,
+    path: &str,
+    d: &mut Diagnostics,
+) -> Option<Vec<Section<'a>>> {
+    let (_, item) = s.entries().find(|(k, _)| *k == key)?;
+    let key_line = s.key_line(key, d);
+    let elements = nonempty_table_array(item, path, key_line, d)?;
+    Some(
+        elements
+            .into_iter()
+            .map(|(table, line)| Section::new(table, path, format!("[[{path}]]"), line))
+            .collect(),
+    )
+}
+
+/// The `shard` of one [`shard_range_entries`] table, after checking that
+/// table's keys: required and known.
+pub(crate) fn range_entry_shard(
+    e: &Section<'_>,
+    path: &str,
+    shards: &[String],
+    d: &mut Diagnostics,
+) -> Option<Located<String>> {
+    e.check_keys(&["shard", "from", "to"], d);
+    let shard = e.string("shard", d);
+    let shard = e.require(shard, "shard", path, d)?;
+    shard_known(&shard.value, path, shard.line, shards, d);
+    Some(shard)
+}
+
+/// `true` if `name` is a shard; otherwise reports it at `line` and says `false`.
+pub(crate) fn shard_known(
+    name: &str,
+    path: &str,
+    line: usize,
+    shards: &[String],
+    d: &mut Diagnostics,
+) -> bool {
+    if shards.iter().any(|s| s == name) {
+        return true;
+    }
+    d.error(
+        line,
+        format!(
+            "unknown shard {name:?} in {path}; known shards: {}",
+            shards.join(", ")
+        ),
+    );
+    false
 }
 
 /// The tables of an array, each with its line: `[[name]]` headers or an array of inline tables.

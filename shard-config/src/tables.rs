@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use crate::diagnostics::Diagnostics;
-use crate::fields::{nonempty_table_array, to_toml, Located, Section};
+use crate::fields::{range_entry_shard, shard_range_entries, to_toml, Located, Section};
 use crate::key_type::KeyType;
 use crate::shard_map::time_rule::{self, PLACEMENT_KEYS};
 
@@ -356,40 +356,22 @@ fn check_slots(name: &str, s: &Section<'_>, shards: &[String], d: &mut Diagnosti
         None if s.has("slots") => return,
         None => DEFAULT_SLOTS,
     };
-    let Some((_, item)) = s.entries().find(|(k, _)| *k == "slot_ranges") else {
-        return;
-    };
     let path = format!("tables.{name}.slot_ranges");
-    let key_line = s.key_line("slot_ranges", d);
-    let Some(elements) = nonempty_table_array(item, &path, key_line, d) else {
+    let Some(entries) = shard_range_entries(s, "slot_ranges", &path, d) else {
         return;
     };
-    let first_line = elements.first().map_or(key_line, |(_, l)| *l);
+    let first_line = entries.first().map_or(s.line(), Section::line);
     // (from, to, shard name, line), valid ranges only.
     let mut ranges: Vec<(u64, u64, String, usize)> = Vec::new();
     let mut all_ok = true;
-    for (table, line) in elements {
-        let e = Section::new(table, path.clone(), format!("[[{path}]]"), line);
+    for e in entries {
+        let line = e.line();
         let before = d_errors(d);
-        e.check_keys(&["shard", "from", "to"], d);
-        let shard = e.string("shard", d);
+        let shard = range_entry_shard(&e, &path, shards, d);
         let from = e.unsigned::<u64>("from", d);
         let to = e.unsigned::<u64>("to", d);
-        let shard = e.require(shard, "shard", &path, d);
         let from = e.require(from, "from", &path, d);
         let to = e.require(to, "to", &path, d);
-        if let Some(sh) = &shard {
-            if !shards.contains(&sh.value) {
-                d.error(
-                    sh.line,
-                    format!(
-                        "unknown shard {:?} in {path}; known shards: {}",
-                        sh.value,
-                        shards.join(", ")
-                    ),
-                );
-            }
-        }
         if let (Some(f), Some(t)) = (&from, &to) {
             if f.value > t.value {
                 d.error(

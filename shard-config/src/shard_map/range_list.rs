@@ -62,7 +62,9 @@ use toml_edit::Value;
 
 use super::TableRule;
 use crate::diagnostics::Diagnostics;
-use crate::fields::{item_line, item_type, nonempty_table_array, value_type, Section};
+use crate::fields::{
+    item_line, item_type, range_entry_shard, shard_known, shard_range_entries, value_type, Section,
+};
 use crate::hash::KeyValue;
 
 /// One end of a `range` table's range.
@@ -321,26 +323,6 @@ fn kind(v: &Value) -> Option<&'static str> {
     }
 }
 
-fn shard_known(
-    name: &str,
-    path: &str,
-    line: usize,
-    shards: &[String],
-    d: &mut Diagnostics,
-) -> bool {
-    if shards.iter().any(|s| s == name) {
-        return true;
-    }
-    d.error(
-        line,
-        format!(
-            "unknown shard {name:?} in {path}; known shards: {}",
-            shards.join(", ")
-        ),
-    );
-    false
-}
-
 /// Validates `ranges`/`values`/`default_shard` of table `name`; `algorithm` is the
 /// table's own (`None` for a co-located table, which may take none of them).
 pub(crate) fn check(
@@ -403,25 +385,16 @@ struct Parsed {
 fn check_ranges(name: &str, s: &Section<'_>, shards: &[String], d: &mut Diagnostics) {
     let path = format!("tables.{name}.ranges");
     // Without `ranges` the table is declared but not yet placed: TableRule::Other.
-    let Some((_, item)) = s.entries().find(|(k, _)| *k == "ranges") else {
-        return;
-    };
-    let key_line = s.key_line("ranges", d);
-    let Some(elements) = nonempty_table_array(item, &path, key_line, d) else {
+    let Some(entries) = shard_range_entries(s, "ranges", &path, d) else {
         return;
     };
     let mut first_kind: Option<&'static str> = None;
     let mut ranges: Vec<Parsed> = Vec::new();
     let mut all_ok = true;
-    for (table, line) in elements {
-        let e = Section::new(table, path.clone(), format!("[[{path}]]"), line);
+    for e in entries {
+        let (table, line) = (e.table(), e.line());
         let before = d.error_count();
-        e.check_keys(&["shard", "from", "to"], d);
-        let shard = e.string("shard", d);
-        let shard = e.require(shard, "shard", &path, d);
-        if let Some(sh) = &shard {
-            shard_known(&sh.value, &path, sh.line, shards, d);
-        }
+        let shard = range_entry_shard(&e, &path, shards, d);
         let mut bounds = [Bound::Unbounded, Bound::Unbounded];
         let mut lines = [line, line];
         for (i, k) in ["from", "to"].into_iter().enumerate() {

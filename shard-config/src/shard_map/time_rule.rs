@@ -37,7 +37,9 @@ use toml_edit::Value;
 
 use super::TableRule;
 use crate::diagnostics::Diagnostics;
-use crate::fields::{item_type, nonempty_table_array, value_type, Located, Section};
+use crate::fields::{
+    item_type, range_entry_shard, shard_range_entries, value_type, Located, Section,
+};
 use crate::key_type::KeyType;
 use crate::time::{format_date, parse_time_text, Interval};
 
@@ -367,33 +369,15 @@ fn check_intervals(
     d: &mut Diagnostics,
 ) {
     let path = format!("tables.{name}.intervals");
-    let Some((_, item)) = s.entries().find(|(k, _)| *k == "intervals") else {
-        return;
-    };
-    let key_line = s.key_line("intervals", d);
-    let Some(elements) = nonempty_table_array(item, &path, key_line, d) else {
+    let Some(entries) = shard_range_entries(s, "intervals", &path, d) else {
         return;
     };
     let mut listed: Vec<Listed> = Vec::new();
     let mut all_ok = true;
-    for (table, line) in elements {
-        let e = Section::new(table, path.clone(), format!("[[{path}]]"), line);
+    for e in entries {
+        let line = e.line();
         let before = d.error_count();
-        e.check_keys(&["shard", "from", "to"], d);
-        let shard = e.string("shard", d);
-        let shard = e.require(shard, "shard", &path, d);
-        if let Some(sh) = &shard {
-            if !shards.contains(&sh.value) {
-                d.error(
-                    sh.line,
-                    format!(
-                        "unknown shard {:?} in {path}; known shards: {}",
-                        sh.value,
-                        shards.join(", ")
-                    ),
-                );
-            }
-        }
+        let shard = range_entry_shard(&e, &path, shards, d);
         let from = located_time(&e, "from", &path, d);
         let to = located_time(&e, "to", &path, d);
         for (k, v) in [("from", &from), ("to", &to)] {
