@@ -35,6 +35,14 @@ pub fn pg_bin(name: &str) -> anyhow::Result<PathBuf> {
         })
 }
 
+/// A Postgres client program (`psql`, `pg_basebackup`) connecting to the
+/// local server on `port` as `postgres`.
+fn pg_client(program: &str, port: &str) -> anyhow::Result<Command> {
+    let mut cmd = pg_command(&pg_bin(program)?);
+    cmd.args(["-h", "127.0.0.1", "-p", port, "-U", "postgres"]);
+    Ok(cmd)
+}
+
 /// A free loopback TCP port.
 pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -150,18 +158,8 @@ impl LocalCluster {
             "CREATE ROLE shop LOGIN PASSWORD 'shop'",
             "CREATE DATABASE shop OWNER shop",
         ] {
-            let mut psql = pg_command(&pg_bin("psql")?);
-            psql.args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-            ])
-            .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql]);
+            let mut psql = pg_client("psql", &port)?;
+            psql.args(["-d", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c", sql]);
             run(psql, sql)?;
         }
         for i in 0..replicas {
@@ -169,22 +167,9 @@ impl LocalCluster {
                 port: free_port()?,
                 data_dir: root.join(format!("replica{}", i + 1)),
             };
-            let mut bb = pg_command(&pg_bin("pg_basebackup")?);
-            bb.args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-U",
-                "postgres",
-                "-R",
-                "-X",
-                "stream",
-                "-c",
-                "fast",
-                "-D",
-            ])
-            .arg(&r.data_dir);
+            let mut bb = pg_client("pg_basebackup", &port)?;
+            bb.args(["-R", "-X", "stream", "-c", "fast", "-D"])
+                .arg(&r.data_dir);
             run(bb, "pg_basebackup")?;
             append(
                 &r.data_dir.join("postgresql.conf"),

@@ -395,8 +395,13 @@ impl Session {
                     b'P' => Some(self.statement(f)?),
                     _ => None,
                 };
-                let bound = match f.tag {
-                    b'B' if self.ctx.routing.sharded => self.bind_shard(f)?,
+                // the statement a Bind names, looked up once for its role and its shard
+                let bound_stmt = match f.tag {
+                    b'B' => self.bound_statement(Bind::read(f)?.statement).cloned(),
+                    _ => None,
+                };
+                let bound = match &bound_stmt {
+                    Some(s) if self.ctx.routing.sharded => self.bind_shard(f, s)?,
                     _ => None,
                 };
                 if self.open_batch {
@@ -413,7 +418,10 @@ impl Session {
                     }
                 }
                 if self.batch_target == Target::Replica {
-                    self.batch_target = self.frame_target(f, stmt.as_ref())?;
+                    self.batch_target = stmt
+                        .as_ref()
+                        .or(bound_stmt.as_ref())
+                        .map_or(Target::Replica, |s| self.effective(s.class.target));
                 }
                 let mut rebind = None;
                 match bound {
@@ -468,24 +476,14 @@ impl Session {
         }
     }
 
-    /// The target an extended-protocol message needs.
-    fn frame_target(&self, f: &Frame, stmt: Option<&Arc<Statement>>) -> Result<Target, End> {
-        let of = |s: Option<&Arc<Statement>>| {
-            s.map_or(Target::Replica, |s| self.effective(s.class.target))
-        };
-        Ok(match f.tag {
-            b'P' => of(stmt),
-            b'B' => {
-                let b = Bind::read(f)?;
-                // the newest Parse of that name in the waiting batch, else the registry
-                let in_batch = self.batch.iter().rev().find_map(|(bf, s, _)| {
-                    let s = s.as_ref()?;
-                    (Parse::read(bf).ok()?.name == b.statement).then_some(s)
-                });
-                of(in_batch.or_else(|| self.statements.get(b.statement)))
-            }
-            _ => Target::Replica,
-        })
+    /// The statement a Bind names: the newest Parse of that name in the
+    /// waiting batch, else the client's registry.
+    fn bound_statement(&self, name: &[u8]) -> Option<&Arc<Statement>> {
+        let in_batch = self.batch.iter().rev().find_map(|(bf, s, _)| {
+            let s = s.as_ref()?;
+            (Parse::read(bf).ok()?.name == name).then_some(s)
+        });
+        in_batch.or_else(|| self.statements.get(name))
     }
 
     /// Pins the client to a slot until it goes idle.
@@ -1177,15 +1175,11 @@ impl Session {
 
     /// The shard a Bind routes to, or the refusal; `None` when its statement
     /// names no sharded table (it goes wherever the batch goes).
-    fn bind_shard(&self, f: &Frame) -> Result<Option<Result<BindTarget, String>>, End> {
-        let b = Bind::read(f)?;
-        let in_batch = self.batch.iter().rev().find_map(|(bf, s, _)| {
-            let s = s.as_ref()?;
-            (Parse::read(bf).ok()?.name == b.statement).then_some(s)
-        });
-        let Some(stmt) = in_batch.or_else(|| self.statements.get(b.statement)) else {
-            return Ok(None);
-        };
+    fn bind_shard(
+        &self,
+        f: &Frame,
+        stmt: &Statement,
+    ) -> Result<Option<Result<BindTarget, String>>, End> {
         let Some(plan) = stmt.plan.as_ref().filter(|p| !p.is_default()) else {
             return Ok(None);
         };

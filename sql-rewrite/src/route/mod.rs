@@ -197,9 +197,14 @@ impl Route {
 /// substring search for every mapped table name; false positives only cost
 /// a parse.)
 fn may_name_mapped(sql: &str, map: &ShardMap) -> bool {
-    let lower = sql.to_ascii_lowercase();
-    map.tables()
-        .any(|(name, _)| lower.contains(&name.to_ascii_lowercase()))
+    let text = sql.as_bytes();
+    map.tables().any(|(name, _)| {
+        let name = name.as_bytes();
+        !name.is_empty()
+            && text
+                .windows(name.len())
+                .any(|w| w.eq_ignore_ascii_case(name))
+    })
 }
 
 /// Plans a statement text (one or more statements).
