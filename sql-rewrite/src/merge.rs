@@ -504,11 +504,23 @@ fn shard_limit(limit: Count, offset: Option<Count>) -> Expr {
     match (limit, offset) {
         (l, None) => expr(l),
         (Count::Literal(l), Some(Count::Literal(o))) => expr(Count::Literal(l.saturating_add(o))),
-        (l, Some(o)) => Expr::Nested(Box::new(Expr::BinaryOp {
-            left: Box::new(expr(l)),
-            op: sqlparser::ast::BinaryOperator::Plus,
-            right: Box::new(expr(o)),
-        })),
+        (l, Some(o)) => {
+            // typed, or a server cannot resolve `unknown + unknown`
+            let bigint = |c: Count| match c {
+                Count::Param(_) => Expr::Cast {
+                    kind: sqlparser::ast::CastKind::DoubleColon,
+                    expr: Box::new(expr(c)),
+                    data_type: sqlparser::ast::DataType::BigInt(None),
+                    format: None,
+                },
+                _ => expr(c),
+            };
+            Expr::Nested(Box::new(Expr::BinaryOp {
+                left: Box::new(bigint(l)),
+                op: sqlparser::ast::BinaryOperator::Plus,
+                right: Box::new(bigint(o)),
+            }))
+        }
     }
 }
 
@@ -651,13 +663,23 @@ impl fmt::Display for MergePlan {
 }
 
 impl Count {
-    /// The value, with `$n` taken from text-format `params` (`None`: NULL or
-    /// unreadable, that is no limit).
-    pub fn resolve(self, params: &[Option<&[u8]>]) -> Option<u64> {
+    /// The value, with `$n` taken from `params` (text, or a binary
+    /// int2/int4/int8); `None`: NULL or unreadable, that is no limit.
+    pub fn resolve(self, params: &[crate::route::Param<'_>]) -> Option<u64> {
         match self {
             Count::Literal(n) => Some(n),
             Count::Param(n) => {
-                let v = params.get(n.checked_sub(1)?)?.as_ref()?;
+                let p = params.get(n.checked_sub(1)?)?;
+                let v = p.value?;
+                if p.binary {
+                    let n = match v.len() {
+                        2 => i64::from(i16::from_be_bytes(v.try_into().ok()?)),
+                        4 => i64::from(i32::from_be_bytes(v.try_into().ok()?)),
+                        8 => i64::from_be_bytes(v.try_into().ok()?),
+                        _ => return None,
+                    };
+                    return u64::try_from(n).ok();
+                }
                 std::str::from_utf8(v).ok()?.trim().parse().ok()
             }
         }
@@ -670,12 +692,25 @@ mod tests {
 
     #[test]
     fn counts_resolve_from_literals_and_text_parameters() {
-        let params: [Option<&[u8]>; 3] = [Some(b"10"), None, Some(b"x")];
+        let text = |value| crate::route::Param {
+            value,
+            binary: false,
+        };
+        let params = [
+            text(Some(b"10")),
+            text(None),
+            text(Some(b"x")),
+            crate::route::Param {
+                value: Some(&5i64.to_be_bytes()),
+                binary: true,
+            },
+        ];
         assert_eq!(Count::Literal(7).resolve(&params), Some(7));
         assert_eq!(Count::Param(1).resolve(&params), Some(10));
         assert_eq!(Count::Param(2).resolve(&params), None, "NULL: no limit");
         assert_eq!(Count::Param(3).resolve(&params), None);
-        assert_eq!(Count::Param(4).resolve(&params), None);
+        assert_eq!(Count::Param(4).resolve(&params), Some(5), "binary int8");
+        assert_eq!(Count::Param(5).resolve(&params), None);
         assert_eq!(Count::Param(0).resolve(&params), None);
     }
 }

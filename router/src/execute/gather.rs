@@ -6,7 +6,9 @@ use bytes::{Bytes, BytesMut};
 
 use super::aggregate::AggMerge;
 use super::merge::RowMerge;
-use crate::protocol::messages;
+use super::steps::Steps;
+use crate::protocol::binary::ResultFormats;
+use crate::protocol::messages::{self, Severity};
 
 /// A statement running on several shards.
 #[derive(Debug)]
@@ -30,6 +32,17 @@ pub struct Gather {
     pub merge: Option<RowMerge>,
     /// Partial aggregates combined into one row.
     pub agg: Option<AggMerge>,
+    /// Shards the statement runs on.
+    pub shards: usize,
+    /// Extended protocol: the client's messages' answers, in order.
+    pub steps: Option<Steps>,
+    /// The client wants some merged columns in binary: its formats and the
+    /// visible columns' types (the shards answer in text).
+    pub binary: Option<(ResultFormats, Vec<u32>)>,
+    /// The RowDescription the client sees.
+    pub row_description: Option<Bytes>,
+    /// Every shard answered an empty query.
+    pub empty: bool,
 }
 
 impl Gather {
@@ -45,6 +58,67 @@ impl Gather {
             lead_failed: false,
             merge: None,
             agg: None,
+            shards,
+            steps: None,
+            binary: None,
+            row_description: None,
+            empty: false,
+        }
+    }
+
+    /// Appends merged DataRows to `out`, re-encoded where the client wants
+    /// binary; an encoding failure becomes the statement's error.
+    pub fn emit_rows(&mut self, rows: &[u8], out: &mut BytesMut) {
+        let Some((formats, types)) = &self.binary else {
+            out.extend_from_slice(rows);
+            return;
+        };
+        if let Err(why) = formats.encode_rows(types, rows, out) {
+            self.fail("0A000", &why);
+        }
+    }
+
+    /// Records an error of the proxy's own (the first error wins).
+    pub fn fail(&mut self, code: &str, message: &str) {
+        if self.error.is_none() {
+            let mut e = BytesMut::new();
+            messages::error_response(&mut e, Severity::Error, code, message);
+            self.error = Some(e.freeze());
+        }
+    }
+
+    /// Writes the end of a successful command: the combined aggregate row,
+    /// then CommandComplete with the merged count.
+    pub fn end_command(&mut self, out: &mut BytesMut) {
+        if self.empty {
+            messages::raw(out, b'I', b"");
+            return;
+        }
+        if let Some(a) = self.agg.take() {
+            let mut row = BytesMut::new();
+            let n = u64::from(a.finish(&mut row));
+            self.emit_rows(&row, out);
+            if self.error.is_none() {
+                messages::command_complete(out, &format!("SELECT {n}"));
+            }
+            return;
+        }
+        if let Some(m) = &self.merge {
+            messages::command_complete(out, &format!("SELECT {}", m.emitted));
+            return;
+        }
+        if let Some(prefix) = &self.prefix {
+            let tag = if [
+                "SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "FETCH", "MOVE",
+            ]
+            .iter()
+            .any(|p| prefix.starts_with(p))
+            {
+                format!("{prefix} {}", self.count)
+            } else {
+                prefix.clone()
+            };
+            messages::command_complete(out, &tag);
         }
     }
 
@@ -63,45 +137,20 @@ impl Gather {
     }
 
     /// Writes the merged end of the answer to the client.
-    pub fn finish(self, out: &mut BytesMut) {
-        if self.mirror {
+    pub fn finish(mut self, out: &mut BytesMut) {
+        if self.mirror && self.steps.is_none() {
             if let (Some(e), false) = (self.error, self.lead_failed) {
                 out.extend_from_slice(&e);
             }
             messages::ready_for_query(out, b'I');
             return;
         }
-        match self.error {
-            Some(e) => out.extend_from_slice(&e),
-            None if self.agg.is_some() => {
-                let n = match &self.agg {
-                    Some(a) => u64::from(a.finish(out)),
-                    None => 0,
-                };
-                messages::command_complete(out, &format!("SELECT {n}"));
-            }
-            None if self.merge.is_some() => {
-                let n = self.merge.as_ref().map_or(0, |m| m.emitted);
-                messages::command_complete(out, &format!("SELECT {n}"));
-            }
-            None => {
-                if let Some(prefix) = self.prefix {
-                    let tag = if prefix.starts_with("SELECT")
-                        || prefix.starts_with("INSERT")
-                        || prefix.starts_with("UPDATE")
-                        || prefix.starts_with("DELETE")
-                        || prefix.starts_with("MERGE")
-                        || prefix.starts_with("COPY")
-                        || prefix.starts_with("FETCH")
-                        || prefix.starts_with("MOVE")
-                    {
-                        format!("{prefix} {}", self.count)
-                    } else {
-                        prefix
-                    };
-                    messages::command_complete(out, &tag);
-                }
-            }
+        if self.steps.is_none() && self.error.is_none() {
+            // simple protocol: the command's end was not written yet
+            self.end_command(out);
+        }
+        if let Some(e) = &self.error {
+            out.extend_from_slice(e);
         }
         messages::ready_for_query(out, b'I');
     }

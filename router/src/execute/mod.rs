@@ -7,5 +7,6 @@ pub mod routing;
 pub mod session;
 pub mod settings;
 pub mod slot;
+mod steps;
 
 pub use session::Session;

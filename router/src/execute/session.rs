@@ -17,10 +17,12 @@ use super::gather::Gather;
 use super::merge::RowMerge;
 use super::settings::Settings;
 use super::slot::{Kind, ParseUndo, Pending, Slot, Statement};
+use super::steps::{Due, Need, Steps};
 use crate::backend::{Role, Server};
 use crate::cancel::{self, Running};
 use crate::context::Context;
 use crate::frontend::stream::{ClientRead, ClientWrite};
+use crate::protocol::binary::ResultFormats;
 use crate::protocol::frame::{self, Frame};
 use crate::protocol::messages::{self, Bind, Malformed, Parse, Severity};
 
@@ -67,7 +69,7 @@ pub struct Session {
     /// Extended-protocol messages waiting for a routing decision (Parse
     /// messages with their classified statement).
     /// A Bind may come with the bytes that replace it (rewritten statements).
-    batch: Vec<(Frame, Option<Arc<Statement>>, Option<Bytes>)>,
+    batch: Vec<Batched>,
     batch_target: Target,
     /// The batch needs another server than the pinned one: wait for it.
     batch_waiting: bool,
@@ -92,7 +94,14 @@ pub struct Session {
     batch_shard: Option<usize>,
     /// The waiting batch cannot run: refuse it with this message.
     batch_refusal: Option<String>,
+    /// The waiting batch's Bind runs on several shards: its route and
+    /// statement (the batch goes out at Sync).
+    batch_scatter: Option<(Route, Arc<Statement>)>,
 }
+
+/// A client message of a batch waiting for its route: a Parse with its
+/// statement, or a Bind with the bytes that replace it (rewritten statements).
+type Batched = (Frame, Option<Arc<Statement>>, Option<Bytes>);
 
 /// Where a Bind runs, and the messages that replace it when its statement
 /// is rewritten for this execution.
@@ -100,6 +109,17 @@ struct BindTarget {
     shard: usize,
     rebind: Option<Bytes>,
 }
+
+/// Where a Bind's execution goes.
+enum BindRoute {
+    /// One shard.
+    One(BindTarget),
+    /// Several shards, merged.
+    Many(Route),
+}
+
+/// Why a batch cannot run on several shards.
+const SCATTER_BATCH: &str = "an extended-protocol batch (messages up to Sync) whose statements go to different shards is not supported: send a Sync after each statement";
 
 /// A transaction the client opened and the proxy has not placed yet.
 struct DeferredBegin {
@@ -169,6 +189,7 @@ impl Session {
             gather: None,
             batch_shard: None,
             batch_refusal: None,
+            batch_scatter: None,
         }
     }
 
@@ -408,10 +429,14 @@ impl Session {
                     if let Some(p) = self.pinned {
                         match bound {
                             Some(Err(msg)) => self.refuse_in_batch(p, &msg),
-                            Some(Ok(t)) if t.shard != self.slots[p].shard => {
-                                self.refuse_in_batch(p, "an extended-protocol batch (messages up to Sync) whose statements go to different shards is not supported: send a Sync after each statement")
+                            Some(Ok(BindRoute::Many(_))) if self.slots[p].status != b'I' => {
+                                self.refuse_in_batch(p, CROSS_SHARD_TXN)
                             }
-                            Some(Ok(t)) => self.extended(p, f, stmt, t.rebind)?,
+                            Some(Ok(BindRoute::Many(_))) => self.refuse_in_batch(p, SCATTER_BATCH),
+                            Some(Ok(BindRoute::One(t))) if t.shard != self.slots[p].shard => {
+                                self.refuse_in_batch(p, SCATTER_BATCH)
+                            }
+                            Some(Ok(BindRoute::One(t))) => self.extended(p, f, stmt, t.rebind)?,
                             None => self.extended(p, f, stmt, None)?,
                         }
                         return Ok(Flow::Next);
@@ -428,11 +453,22 @@ impl Session {
                     Some(Err(msg)) => {
                         self.batch_refusal.get_or_insert(msg);
                     }
-                    Some(Ok(t)) => match self.batch_shard {
+                    Some(Ok(BindRoute::Many(route))) => {
+                        if self.batch_shard.is_some() || self.batch_scatter.is_some() {
+                            self.batch_refusal
+                                .get_or_insert_with(|| SCATTER_BATCH.to_string());
+                        } else if let Some(s) = bound_stmt {
+                            self.batch_scatter = Some((route, s));
+                        }
+                    }
+                    Some(Ok(BindRoute::One(t))) => match self.batch_shard {
+                        _ if self.batch_scatter.is_some() => {
+                            self.batch_refusal
+                                .get_or_insert_with(|| SCATTER_BATCH.to_string());
+                        }
                         Some(b) if b != t.shard => {
-                            self.batch_refusal.get_or_insert_with(|| {
-                                "an extended-protocol batch (messages up to Sync) whose statements go to different shards is not supported: send a Sync after each statement".to_string()
-                            });
+                            self.batch_refusal
+                                .get_or_insert_with(|| SCATTER_BATCH.to_string());
                         }
                         _ => {
                             self.batch_shard = Some(t.shard);
@@ -442,7 +478,13 @@ impl Session {
                     None => {}
                 }
                 self.batch.push((f.clone(), stmt, rebind));
-                if matches!(f.tag, b'B' | b'D' | b'E' | b'S' | b'H') {
+                let due = if self.batch_scatter.is_some() {
+                    // a statement for several shards goes out whole, at Sync
+                    matches!(f.tag, b'S' | b'H')
+                } else {
+                    matches!(f.tag, b'B' | b'D' | b'E' | b'S' | b'H')
+                };
+                if due {
                     self.route_batch().await?;
                 }
             }
@@ -555,7 +597,11 @@ impl Session {
         };
         let had_pin = self.pinned.is_some();
         if let Some(msg) = self.batch_refusal.take() {
+            self.batch_scatter = None;
             return self.refuse_batch(msg);
+        }
+        if self.batch_scatter.is_some() {
+            return self.scatter_batch(target).await;
         }
         let shard = match (self.batch_shard, self.pinned) {
             (Some(s), _) => s,
@@ -1078,6 +1124,14 @@ impl Session {
                 Some(Flow::Next)
             }
             TxnEffect::Commit | TxnEffect::Rollback => {
+                self.deferred_begin.as_ref()?;
+                if self
+                    .pinned
+                    .is_some_and(|p| !self.slots[p].pending.is_empty())
+                {
+                    // answers the client is owed come first (a pipelined Close)
+                    return Some(Flow::Wait);
+                }
                 let b = self.deferred_begin.take()?;
                 let tag = if b.failed || txn == TxnEffect::Rollback {
                     "ROLLBACK"
@@ -1179,7 +1233,7 @@ impl Session {
         &self,
         f: &Frame,
         stmt: &Statement,
-    ) -> Result<Option<Result<BindTarget, String>>, End> {
+    ) -> Result<Option<Result<BindRoute, String>>, End> {
         let Some(plan) = stmt.plan.as_ref().filter(|p| !p.is_default()) else {
             return Ok(None);
         };
@@ -1190,9 +1244,7 @@ impl Session {
             .with_topology(|t| plan.bind(t, &params, &mut || ctx.routing.next_id()));
         Ok(Some(match route {
             Err(r) => Err(r.message),
-            Ok(route) if route.shards.len() > 1 || route.mirror => Err(
-                "a prepared statement that runs on several shards is not supported yet in the extended protocol: send it as a simple query, or restrict it to one shard's keys".to_string(),
-            ),
+            Ok(route) if route.shards.len() > 1 || route.mirror => Ok(BindRoute::Many(route)),
             Ok(mut route) => match route.shards.pop() {
                 None => Err("no shard to run this statement".to_string()),
                 Some(t) => {
@@ -1201,15 +1253,15 @@ impl Session {
                         Some(sql) => {
                             let types = messages::parse_param_types(&stmt.parse)?;
                             Some(
-                                messages::rebind(f, sql, &types, t.params.as_deref())?
+                                messages::rebind(f, sql, &types, t.params.as_deref(), false)?
                                     .freeze(),
                             )
                         }
                     };
-                    Ok(BindTarget {
+                    Ok(BindRoute::One(BindTarget {
                         shard: t.shard,
                         rebind,
-                    })
+                    }))
                 }
             },
         }))
@@ -1265,11 +1317,271 @@ impl Session {
         Ok(Flow::Next)
     }
 
+    /// Runs the waiting batch, whose Bind goes to several shards: each
+    /// shard gets the batch with the statement rewritten for it; the client
+    /// gets one answer per message it sent, rows merged.
+    async fn scatter_batch(&mut self, target: Target) -> Result<(), End> {
+        if let Err(msg) = scatter_shape(&self.batch) {
+            self.batch_scatter = None;
+            return self.refuse_batch(msg);
+        }
+        if let Some(p) = self.pinned {
+            if self.open_batch || self.slots[p].status != b'I' {
+                self.batch_scatter = None;
+                return self.refuse_batch(CROSS_SHARD_TXN.to_string());
+            }
+            // the previous batch is still being answered
+            self.batch_waiting = true;
+            return Ok(());
+        }
+        if self.deferred_begin.is_some() {
+            self.batch_scatter = None;
+            return self.refuse_batch(CROSS_SHARD_TXN.to_string());
+        }
+        let Some((route, bound)) = self.batch_scatter.take() else {
+            return Ok(());
+        };
+        self.batch_waiting = false;
+        self.batch_shard = None;
+        self.batch_target = Target::Replica;
+        let mut idxs = Vec::with_capacity(route.shards.len());
+        for s in &route.shards {
+            match self.acquire(target, s.shard).await {
+                Some(i) => idxs.push(i),
+                None => {
+                    messages::ready_for_query(&mut self.cout, b'I');
+                    self.batch.clear();
+                    return Ok(());
+                }
+            }
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let merging = route.merge.is_some();
+        let bind = batch
+            .iter()
+            .find(|(f, _, _)| f.tag == b'B')
+            .map(|(f, _, _)| f.clone());
+        let Some(bind) = bind else {
+            return Ok(());
+        };
+        let types = messages::parse_param_types(&bound.parse)?;
+        let original = Parse::read(&bound.parse)?.query.to_string();
+        // the client's messages, each one answer
+        let mut steps = Steps::default();
+        let mut step_of = Vec::with_capacity(batch.len());
+        for (f, _, _) in &batch {
+            step_of.push(match f.tag {
+                b'E' => Some(steps.push(Need::All)),
+                b'S' => None,
+                _ => Some(steps.push(Need::First)),
+            });
+        }
+        for (k, (&i, s)) in idxs.iter().zip(&route.shards).enumerate() {
+            let sql = s.sql.as_deref().unwrap_or(&original);
+            let rebound = messages::rebind(&bind, sql, &types, s.params.as_deref(), merging)?;
+            let slot = &mut self.slots[i];
+            let mut described = false;
+            let pending = |kind, swallow, step| {
+                let mut p = Pending::new(kind, swallow);
+                p.gather = true;
+                p.lead = k == 0;
+                p.step = step;
+                p
+            };
+            for ((f, stmt, _), &step) in batch.iter().zip(&step_of) {
+                match f.tag {
+                    b'P' => {
+                        slot.send(f, Some(pending(Kind::Parse, false, step)));
+                        if let Some(st) = stmt {
+                            let name = Bytes::copy_from_slice(Parse::read(f)?.name);
+                            slot.prepared.insert(name, st.clone());
+                        }
+                    }
+                    b'B' => {
+                        slot.out.extend_from_slice(&rebound);
+                        slot.pending.push_back(pending(Kind::Parse, true, None));
+                        slot.pending.push_back(pending(Kind::Bind, false, step));
+                        slot.prepared.remove(&b""[..]);
+                    }
+                    b'D' => {
+                        described = true;
+                        slot.send(f, Some(pending(Kind::Describe, false, step)));
+                    }
+                    b'E' => {
+                        if !described {
+                            // the merge needs the columns' types
+                            let (portal, _) = messages::execute_parts(f)?;
+                            messages::describe_portal(&mut slot.out, portal);
+                            slot.pending.push_back(pending(Kind::Describe, true, None));
+                        }
+                        slot.send(f, Some(pending(Kind::Execute, false, step)));
+                    }
+                    b'C' => {
+                        let t = messages::Target::read(f)?;
+                        if t.kind == b'S' {
+                            slot.prepared.remove(t.name);
+                        }
+                        slot.send(f, Some(pending(Kind::Close, false, step)));
+                    }
+                    _ => slot.send(f, Some(pending(Kind::Sync, false, None))),
+                }
+            }
+        }
+        // the client's registry, once
+        for (f, stmt, _) in &batch {
+            match (f.tag, stmt) {
+                (b'P', Some(st)) => {
+                    let name = Bytes::copy_from_slice(Parse::read(f)?.name);
+                    self.statements.insert(name, st.clone());
+                }
+                (b'C', _) => {
+                    let t = messages::Target::read(f)?;
+                    if t.kind == b'S' {
+                        self.statements.remove(t.name);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let params = messages::bind_params(&bind)?;
+        let mut gather = Gather::new(idxs.len(), route.mirror);
+        gather.steps = Some(steps);
+        if merging {
+            let formats = ResultFormats::new(messages::result_formats(&bind)?);
+            if formats.any_binary() {
+                gather.binary = Some((formats, Vec::new()));
+            }
+        }
+        if let Some(plan) = route.merge.as_ref().filter(|p| !p.aggregates.is_empty()) {
+            gather.agg = Some(AggMerge::new(plan.aggregates.clone()));
+        } else if let Some(plan) = route.merge {
+            let offset = plan.offset.and_then(|c| c.resolve(&params)).unwrap_or(0);
+            let limit = plan.limit.and_then(|c| c.resolve(&params));
+            gather.merge = Some(RowMerge::new(plan, &idxs, offset, limit));
+        }
+        self.gather = Some(gather);
+        if let Some(&first) = idxs.first() {
+            self.pin(first, false);
+        }
+        Ok(())
+    }
+
+    /// One frame of a shard's answer to a batch gathered from several shards.
+    fn gather_ext_frame(&mut self, idx: usize, f: Frame) -> Result<(), Malformed> {
+        let Some(g) = self.gather.as_mut() else {
+            return Ok(());
+        };
+        let slot = &mut self.slots[idx];
+        let Some((kind, step, lead)) = slot.pending.front().map(|p| (p.kind, p.step, p.lead))
+        else {
+            return Ok(());
+        };
+        let mut done = None;
+        match f.tag {
+            b'1' | b'2' | b'3' => {
+                slot.pending.pop_front();
+                done = step.map(|k| (k, Some(f.bytes.clone())));
+            }
+            b'T' if kind == Kind::Describe => {
+                slot.pending.pop_front();
+                if g.row_description.is_none() {
+                    let described = describe_gathered(g, &f)?;
+                    g.row_description = Some(described);
+                }
+                done = step.map(|k| (k, g.row_description.clone()));
+            }
+            b'n' if kind == Kind::Describe => {
+                slot.pending.pop_front();
+                done = step.map(|k| (k, Some(f.bytes.clone())));
+            }
+            b'D' if g.error.is_some() => {}
+            b'D' if g.mirror => {
+                if lead {
+                    self.cout.extend_from_slice(&f.bytes);
+                }
+            }
+            b'D' => {
+                if let Some(m) = g.merge.as_mut() {
+                    if m.push(idx, f.bytes.clone()) {
+                        slot.paused = true;
+                    }
+                    drain_merge(g, &mut self.cout)?;
+                } else if let Some(a) = g.agg.as_mut() {
+                    if let Err(why) = a.feed(&f.bytes)? {
+                        g.fail("0A000", &why);
+                    }
+                } else {
+                    self.cout.extend_from_slice(&f.bytes);
+                }
+            }
+            b'C' | b'I' | b's' if kind == Kind::Execute => {
+                slot.pending.pop_front();
+                g.empty |= f.tag == b'I';
+                if f.tag == b'C' && g.merge.is_none() && (!g.mirror || lead) {
+                    g.add_tag(messages::command_tag(&f)?);
+                }
+                if let Some(m) = g.merge.as_mut() {
+                    m.finish_source(idx);
+                    drain_merge(g, &mut self.cout)?;
+                }
+                done = step.map(|k| (k, None));
+            }
+            b'E' => {
+                if is_fatal(&f) {
+                    slot.fatal_seen = true;
+                }
+                g.error.get_or_insert_with(|| f.bytes.clone());
+                // the server skips to Sync
+                while slot
+                    .pending
+                    .front()
+                    .is_some_and(|p| !p.kind.ends_with_ready())
+                {
+                    slot.pending.pop_front();
+                }
+                if let Some(m) = g.merge.as_mut() {
+                    m.finish_source(idx);
+                }
+            }
+            b'Z' => {
+                slot.status = messages::ready_status(&f)?;
+                slot.pending.pop_front();
+                slot.portals.clear();
+                g.remaining = g.remaining.saturating_sub(1);
+                if g.remaining == 0 {
+                    if let Some(g) = self.gather.take() {
+                        g.finish(&mut self.cout);
+                    }
+                    self.pinned = None;
+                }
+                return Ok(());
+            }
+            _ => self.cout.extend_from_slice(&f.bytes),
+        }
+        if let Some((k, answer)) = done {
+            if let Some(st) = g.steps.as_mut() {
+                st.done(k, answer);
+            }
+        }
+        // answers due, in the client's order, until an error stops them
+        while g.error.is_none() {
+            match g.steps.as_mut().and_then(|st| st.next(g.shards)) {
+                Some(Due::Answer(b)) => self.cout.extend_from_slice(&b),
+                Some(Due::Complete) => g.end_command(&mut self.cout),
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
     /// One frame of a shard's answer to a scattered statement.
     fn gather_frame(&mut self, idx: usize, f: Frame) -> Result<(), Malformed> {
         let Some(g) = self.gather.as_mut() else {
             return Ok(());
         };
+        if g.steps.is_some() {
+            return self.gather_ext_frame(idx, f);
+        }
         let slot = &mut self.slots[idx];
         let lead = slot.pending.front().is_some_and(|p| p.lead);
         if g.mirror && f.tag != b'Z' {
@@ -1458,6 +1770,104 @@ impl Session {
             }
         }
     }
+}
+
+/// The RowDescription the client sees for a gathered statement (hidden
+/// columns removed, formats as the client asked); prepares the merge.
+fn describe_gathered(g: &mut Gather, f: &Frame) -> Result<Bytes, Malformed> {
+    g.described = true;
+    let mut t = f.bytes.clone();
+    if let Some(m) = g.merge.as_mut() {
+        match m.describe(f)? {
+            Ok(visible) => t = visible,
+            Err(why) => g.fail("0A000", &why),
+        }
+    } else if let Some(a) = g.agg.as_mut() {
+        if let Err(why) = a.describe(f)? {
+            g.fail("0A000", &why);
+        }
+    }
+    if let Some((formats, types)) = g.binary.as_mut() {
+        let frame = Frame {
+            tag: b'T',
+            bytes: t.clone(),
+        };
+        *types = super::merge::row_description_types(&frame)?;
+        let unsupported = formats.unsupported(types);
+        t = formats.describe(&t)?.freeze();
+        if let Some(oid) = unsupported {
+            g.fail(
+                "0A000",
+                &format!("a merged cross-shard result cannot send type oid {oid} in binary yet: ask for text results"),
+            );
+        }
+    }
+    Ok(t)
+}
+
+/// Sends the rows the merge can release now.
+fn drain_merge(g: &mut Gather, out: &mut BytesMut) -> Result<(), Malformed> {
+    let Some(m) = g.merge.as_mut() else {
+        return Ok(());
+    };
+    let failed = if g.binary.is_none() {
+        m.drain(out)?;
+        m.failed.take()
+    } else {
+        let mut rows = BytesMut::new();
+        m.drain(&mut rows)?;
+        let failed = m.failed.take();
+        g.emit_rows(&rows, out);
+        failed
+    };
+    if let Some(why) = failed {
+        g.fail("22003", &why);
+    }
+    Ok(())
+}
+
+/// Whether a batch can run on several shards: one Bind, its Execute
+/// (all rows), optionally a Describe of its portal and Closes, ending in Sync.
+fn scatter_shape(batch: &[Batched]) -> Result<(), String> {
+    let refuse = |what: &str| {
+        Err(format!(
+            "a prepared statement that runs on several shards must come as Bind, Describe, Execute, Sync: {what}"
+        ))
+    };
+    let mut portal: Option<&[u8]> = None;
+    let mut executed = false;
+    for (i, (f, _, _)) in batch.iter().enumerate() {
+        match f.tag {
+            b'P' | b'C' => {}
+            b'B' if portal.is_some() => return refuse("a second Bind in the same batch"),
+            b'B' => portal = Some(Bind::read(f).map_err(|e| e.to_string())?.portal),
+            b'D' => {
+                let t = messages::Target::read(f).map_err(|e| e.to_string())?;
+                if t.kind != b'P' || portal != Some(t.name) {
+                    return refuse("a Describe of something else than its portal");
+                }
+            }
+            b'E' => {
+                let (name, max_rows) = messages::execute_parts(f).map_err(|e| e.to_string())?;
+                if executed || portal != Some(name) {
+                    return refuse("an Execute of another portal");
+                }
+                if max_rows != 0 {
+                    return refuse(
+                        "an Execute with a row limit (fetch size); read all rows at once",
+                    );
+                }
+                executed = true;
+            }
+            b'S' if i + 1 == batch.len() && executed => {}
+            b'S' => return refuse("a Sync before its Execute"),
+            _ => return refuse("a Flush before Sync"),
+        }
+    }
+    if !executed {
+        return refuse("no Execute");
+    }
+    Ok(())
 }
 
 /// A statement that makes the server raise `message` with SQLSTATE 0A000.

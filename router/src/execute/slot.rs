@@ -79,6 +79,9 @@ pub struct Pending {
     pub gather: bool,
     /// In a mirrored statement, the shard whose answer the client sees.
     pub lead: bool,
+    /// In a batch gathered from several shards: the client-visible step it
+    /// answers (`None`: the proxy's own message).
+    pub step: Option<usize>,
 }
 
 impl Pending {
@@ -92,6 +95,7 @@ impl Pending {
             undo: None,
             gather: false,
             lead: false,
+            step: None,
         }
     }
 }

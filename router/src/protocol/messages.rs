@@ -238,12 +238,14 @@ pub fn parse_param_types(f: &Frame) -> Result<Vec<u32>, Malformed> {
 /// Replaces a client's `Bind` by a `Parse` of `sql` on the unnamed
 /// statement and a `Bind` of the same portal to it, with the client's
 /// parameters picked and ordered by `mapping` (0-based; `None`: all, as they
-/// are) and their formats and declared types following them.
+/// are) and their formats and declared types following them. With
+/// `text_results` every result column comes back in text (for a merge).
 pub fn rebind(
     bind: &Frame,
     sql: &str,
     types: &[u32],
     mapping: Option<&[usize]>,
+    text_results: bool,
 ) -> Result<BytesMut, Malformed> {
     let BindParts {
         portal,
@@ -297,10 +299,35 @@ pub fn rebind(
             None => out.put_i32(-1),
         }
     }
-    out.put_i16(nres);
-    out.put_slice(results);
+    if text_results {
+        out.put_i16(0);
+    } else {
+        out.put_i16(nres);
+        out.put_slice(results);
+    }
     finish(&mut out, at);
     Ok(out)
+}
+
+/// The result format codes of a `Bind` frame.
+pub fn result_formats(bind: &Frame) -> Result<Vec<i16>, Malformed> {
+    let b = BindParts::read(bind)?;
+    let mut r = Reader::new(b.results, "Bind");
+    (0..b.nres).map(|_| r.i16()).collect()
+}
+
+/// The portal and row limit of an `Execute` frame.
+pub fn execute_parts(f: &Frame) -> Result<(&[u8], i32), Malformed> {
+    let mut r = Reader::new(f.body(), "Execute");
+    Ok((r.cstr()?, r.i32()?))
+}
+
+/// Appends a `Describe` of a portal.
+pub fn describe_portal(buf: &mut BytesMut, portal: &[u8]) {
+    let at = begin(buf, b'D');
+    buf.put_u8(b'P');
+    put_cstr(buf, portal);
+    finish(buf, at);
 }
 
 /// The target of a `Describe` or `Close`: a statement (`S`) or portal (`P`).
@@ -634,7 +661,7 @@ mod tests {
         );
         assert_eq!(params[2].value, None);
 
-        let out = rebind(&f, "SELECT $1, $2", &[25, 21, 25], Some(&[1, 0])).unwrap();
+        let out = rebind(&f, "SELECT $1, $2", &[25, 21, 25], Some(&[1, 0]), false).unwrap();
         let mut buf = out.clone();
         let p = split(&mut buf, 1 << 20).unwrap().unwrap();
         assert_eq!(Parse::read(&p).unwrap().query, "SELECT $1, $2");

@@ -23,6 +23,9 @@
 
 #![warn(missing_docs)]
 
+pub mod items;
+pub mod wire;
+
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fmt::Write as _;

@@ -1,13 +1,10 @@
 //! Bad input at the front door: each gets the right SQLSTATE or a clean
 //! close, and the proxy keeps serving everyone else.
 
-use std::time::Duration;
-
-use bytes::{BufMut, BytesMut};
+use integration::wire::{self, msg, read_msg, sqlstate};
 use integration::{config_for, process_alive, Cluster, ClusterOptions, Proxy};
-use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use rand::{RngCore, SeedableRng};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 fn setup() -> (Cluster, Proxy) {
@@ -16,81 +13,8 @@ fn setup() -> (Cluster, Proxy) {
     (cluster, proxy)
 }
 
-/// Reads one backend message: (tag, body). `None` on EOF.
-async fn read_msg(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
-    let mut head = [0u8; 5];
-    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut head))
-        .await
-        .expect("proxy answered in time")
-        .ok()?;
-    let len = i32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-    let mut body = vec![0u8; len - 4];
-    s.read_exact(&mut body).await.ok()?;
-    Some((head[0], body))
-}
-
-/// The SQLSTATE of an ErrorResponse body.
-fn sqlstate(body: &[u8]) -> String {
-    let mut i = 0;
-    while i < body.len() && body[i] != 0 {
-        let field = body[i];
-        let end = body[i + 1..].iter().position(|&b| b == 0).unwrap() + i + 1;
-        if field == b'C' {
-            return String::from_utf8_lossy(&body[i + 1..end]).into_owned();
-        }
-        i = end + 1;
-    }
-    String::new()
-}
-
-fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut b = vec![tag];
-    b.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-    b.extend_from_slice(body);
-    b
-}
-
-/// A raw, logged-in protocol connection (SCRAM by hand).
 async fn raw_login(proxy: &Proxy) -> TcpStream {
-    let mut s = TcpStream::connect(("127.0.0.1", proxy.port))
-        .await
-        .expect("tcp");
-    let mut p = BytesMut::new();
-    p.put_i32(0);
-    p.put_i32(196_608);
-    for kv in ["user", "shop", "database", "shop"] {
-        p.put_slice(kv.as_bytes());
-        p.put_u8(0);
-    }
-    p.put_u8(0);
-    let len = p.len() as i32;
-    p[..4].copy_from_slice(&len.to_be_bytes());
-    s.write_all(&p).await.unwrap();
-    let mut scram = ScramSha256::new(b"shop", ChannelBinding::unsupported());
-    loop {
-        let (tag, body) = read_msg(&mut s).await.expect("login message");
-        let code = if tag == b'R' {
-            i32::from_be_bytes([body[0], body[1], body[2], body[3]])
-        } else {
-            -1
-        };
-        match (tag, code) {
-            (b'R', 10) => {
-                let mut b = b"SCRAM-SHA-256\0".to_vec();
-                b.extend_from_slice(&(scram.message().len() as i32).to_be_bytes());
-                b.extend_from_slice(scram.message());
-                s.write_all(&msg(b'p', &b)).await.unwrap();
-            }
-            (b'R', 11) => {
-                scram.update(&body[4..]).unwrap();
-                s.write_all(&msg(b'p', scram.message())).await.unwrap();
-            }
-            (b'R', 12) => scram.finish(&body[4..]).unwrap(),
-            (b'Z', _) => return s,
-            (b'E', _) => panic!("login failed: {}", sqlstate(&body)),
-            _ => {}
-        }
-    }
+    wire::raw_login(proxy.port).await
 }
 
 /// Reads until an ErrorResponse; returns its SQLSTATE, then expects the
