@@ -22,15 +22,16 @@ pub struct Running {
     pub secret: i32,
 }
 
-/// One client's slot: updated when the client's statements move between servers.
+/// One client's slot: updated when the client's statements move between
+/// servers (several while a statement runs on several shards).
 #[derive(Debug, Default)]
-pub struct Slot(Mutex<Option<Running>>);
+pub struct Slot(Mutex<Vec<Running>>);
 
 impl Slot {
-    /// Records the server connection now running the client's statements.
-    pub fn set(&self, running: Running) {
+    /// Records the server connections now running the client's statements.
+    pub fn set(&self, running: Vec<Running>) {
         if let Ok(mut s) = self.0.lock() {
-            *s = Some(running);
+            *s = running;
         }
     }
 }
@@ -65,17 +66,17 @@ impl Registry {
         }
     }
 
-    /// Forwards a cancel for the client holding this key, if any.
+    /// Forwards a cancel for the client holding this key to every server
+    /// running its statement, if any.
     pub async fn cancel(&self, pid: i32, secret: i32) {
         let running = self
             .keys
             .lock()
             .ok()
             .and_then(|k| k.get(&(pid, secret)).cloned())
-            .and_then(|slot| slot.0.lock().ok().and_then(|r| r.clone()));
-        if let Some(r) = running {
-            send(&r).await;
-        }
+            .and_then(|slot| slot.0.lock().ok().map(|r| r.clone()))
+            .unwrap_or_default();
+        futures::future::join_all(running.iter().map(send)).await;
     }
 }
 

@@ -537,11 +537,17 @@ impl Session {
             return;
         }
         self.cancel_pid = s.conn.pid;
-        self.cancel.set(Running {
-            addr: s.server.addr.clone(),
-            pid: s.conn.pid,
-            secret: s.conn.secret,
-        });
+        self.cancel.set(vec![running(s)]);
+    }
+
+    /// Points the client's cancel key at every slot of a gathered statement.
+    fn pin_gathered(&mut self, idxs: &[usize]) {
+        if let Some(&first) = idxs.first() {
+            self.pin(first, false);
+        }
+        self.cancel_pid = 0;
+        let all = idxs.iter().map(|&i| running(&self.slots[i])).collect();
+        self.cancel.set(all);
     }
 
     /// The slot for a new unit of work: the pinned one if it can take it,
@@ -1311,9 +1317,7 @@ impl Session {
             gather.merge = Some(RowMerge::new(plan, &idxs, offset, limit));
         }
         self.gather = Some(gather);
-        if let Some(&first) = idxs.first() {
-            self.pin(first, false);
-        }
+        self.pin_gathered(&idxs);
         Ok(Flow::Next)
     }
 
@@ -1460,9 +1464,7 @@ impl Session {
             gather.merge = Some(RowMerge::new(plan, &idxs, offset, limit));
         }
         self.gather = Some(gather);
-        if let Some(&first) = idxs.first() {
-            self.pin(first, false);
-        }
+        self.pin_gathered(&idxs);
         Ok(())
     }
 
@@ -1747,12 +1749,7 @@ impl Session {
     async fn release(&mut self) {
         for mut slot in self.slots.drain(..) {
             if !slot.pending.is_empty() {
-                cancel::send(&Running {
-                    addr: slot.server.addr.clone(),
-                    pid: slot.conn.pid,
-                    secret: slot.conn.secret,
-                })
-                .await;
+                cancel::send(&running(&slot)).await;
                 slot.conn.broken = true;
                 continue;
             }
@@ -1868,6 +1865,15 @@ fn scatter_shape(batch: &[Batched]) -> Result<(), String> {
         return refuse("no Execute");
     }
     Ok(())
+}
+
+/// A slot's server connection, for cancelling what it runs.
+fn running(s: &Slot) -> Running {
+    Running {
+        addr: s.server.addr.clone(),
+        pid: s.conn.pid,
+        secret: s.conn.secret,
+    }
 }
 
 /// A statement that makes the server raise `message` with SQLSTATE 0A000.

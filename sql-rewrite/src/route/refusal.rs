@@ -293,6 +293,21 @@ pub fn not_per_shard(walk: &Walk, placements: &[Placement], topo: &Topology<'_>)
                 walk.occurrences[in_scope[0]].table
             ));
         }
+        for (kept, other) in &scope.outer {
+            let (Some(&padded), None) = (
+                other.iter().find(|&&i| sharded(i)),
+                kept.iter().find(|&&i| sharded(i)),
+            ) else {
+                continue;
+            };
+            let kept_name = kept
+                .first()
+                .map_or("", |&i| walk.occurrences[i].table.as_str());
+            return Some(format!(
+                "an outer join keeping every row of {kept_name} (on every shard) while matching sharded table {} across shards is not supported: each shard would add the rows that match elsewhere, NULL-padded",
+                walk.occurrences[padded].table
+            ));
+        }
         if in_scope.len() < 2 {
             continue;
         }

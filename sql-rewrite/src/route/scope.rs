@@ -61,6 +61,9 @@ pub struct Scope {
     pub nested_level: bool,
     /// The scope is a subquery, CTE or derived table.
     pub nested: bool,
+    /// Outer joins: the occurrences whose every row the join keeps, and
+    /// those of the other side (NULL-padded where they do not match).
+    pub outer: Vec<(Vec<usize>, Vec<usize>)>,
 }
 
 /// A column reference: optional qualifier and the column, both folded.
@@ -160,14 +163,29 @@ impl Walker {
 
     /// Records the tables of one FROM item and its joins in the current scope.
     fn factor_tree(&mut self, t: &TableWithJoins, nested: bool) {
+        let start = self.walk.occurrences.len();
         self.factor(&t.relation, nested);
         for j in &t.joins {
-            self.join(j, nested);
+            self.join(j, start, nested);
         }
     }
 
-    fn join(&mut self, j: &Join, nested: bool) {
+    /// A join of the FROM item's tables from occurrence `start` on with `j`'s.
+    fn join(&mut self, j: &Join, start: usize, nested: bool) {
+        let mid = self.walk.occurrences.len();
         self.factor(&j.relation, nested);
+        let end = self.walk.occurrences.len();
+        let (left, right): (Vec<usize>, Vec<usize>) =
+            ((start..mid).collect(), (mid..end).collect());
+        let outer = match &j.join_operator {
+            JoinOperator::Left(_) | JoinOperator::LeftOuter(_) => vec![(left, right)],
+            JoinOperator::Right(_) | JoinOperator::RightOuter(_) => vec![(right, left)],
+            JoinOperator::FullOuter(_) => vec![(left.clone(), right.clone()), (right, left)],
+            _ => Vec::new(),
+        };
+        if let Some(&scope) = self.stack.last() {
+            self.walk.selects[scope].outer.extend(outer);
+        }
         let constraint = match &j.join_operator {
             JoinOperator::Join(c)
             | JoinOperator::Inner(c)

@@ -321,4 +321,59 @@ async fn prepared_cross_shard_statements_equal_one_database() {
             .get::<_, i32>(0),
         1
     );
+
+    // A cancel request stops a statement on every shard it runs on.
+    let token = c.cancel_token();
+    let sleeper = "/* scatter-cancel */ SELECT count(*) FROM items WHERE pg_sleep(60) IS NOT NULL";
+    let monitors: Vec<String> = shards
+        .iter()
+        .flat_map(|s| s.all_servers().map(|v| v.conn_str("postgres")))
+        .collect();
+    let running = || async {
+        let mut active = 0;
+        for m in &monitors {
+            let (d, conn) = tokio_postgres::connect(m, tokio_postgres::NoTls)
+                .await
+                .expect("monitor");
+            tokio::spawn(conn);
+            active += d
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '/* scatter-cancel%' AND state = 'active'",
+                    &[],
+                )
+                .await
+                .expect("pg_stat_activity")
+                .get::<_, i64>(0);
+        }
+        active
+    };
+    let started = std::time::Instant::now();
+    let canceller = async {
+        while running().await < shards.len() as i64 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        token
+            .cancel_query(tokio_postgres::NoTls)
+            .await
+            .expect("cancel request");
+    };
+    let (res, ()) = tokio::join!(c.simple_query(sleeper), canceller);
+    let err = res.expect_err("cancelled");
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::QUERY_CANCELED),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(50),
+        "every shard stopped"
+    );
+    assert_eq!(running().await, 0, "nothing left running on any shard");
+    assert_eq!(
+        c.query_one("SELECT 1", &[])
+            .await
+            .expect("alive")
+            .get::<_, i32>(0),
+        1
+    );
 }
