@@ -81,8 +81,16 @@ impl Gather {
                 messages::command_complete(out, &format!("SELECT {n}"));
             }
             None if self.merge.is_some() => {
-                let n = self.merge.as_ref().map_or(0, |m| m.emitted);
-                messages::command_complete(out, &format!("SELECT {n}"));
+                // A merge that outgrew proxy.merge_row_limit fails as a whole.
+                match self.merge.as_ref().and_then(RowMerge::overflow) {
+                    Some(why) => {
+                        messages::error_response(out, messages::Severity::Error, "54000", why)
+                    }
+                    None => {
+                        let n = self.merge.as_ref().map_or(0, |m| m.emitted);
+                        messages::command_complete(out, &format!("SELECT {n}"));
+                    }
+                }
             }
             None => {
                 if let Some(prefix) = self.prefix {
