@@ -9,9 +9,13 @@
 //! and no offset; the merge skips and stops), `DISTINCT` / `DISTINCT ON`
 //! (shards sort by every output column, so duplicates from different shards
 //! meet and are dropped), aggregate-only select lists without GROUP BY
-//! ([`Combine`]), and GROUP BY on output columns ([`Grouped`]: shards sort
-//! their groups by key, groups that meet combine). Anything else is
-//! reported by [`MergeError`].
+//! ([`Combine`]), GROUP BY that includes every sharded table's key (each
+//! group lives on one shard: the shards answer it whole,
+//! [`MergePlan::groups_per_shard`]), and other GROUP BYs ([`Grouped`]:
+//! shards sort their groups by key, groups that meet combine; `avg` as
+//! `sum` and `count`; HAVING as a [`Predicate`] the proxy evaluates; ORDER
+//! BY aggregates by an in-memory sort). Anything else is reported by
+//! [`MergeError`].
 
 use std::fmt;
 
