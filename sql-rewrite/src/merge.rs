@@ -496,12 +496,17 @@ fn groups_on_key(s: &Select, group: &[Expr], map: &ShardMap) -> bool {
     if tables.is_empty() {
         return false;
     }
-    // A GROUP BY position or (not shadowed) output name stands for its item.
+    // A GROUP BY position or output name stands for its item.
     let resolved: Vec<&Expr> = group
         .iter()
-        .map(|e| match position(e).and_then(|p| s.projection.get(p)) {
-            Some(SelectItem::UnnamedExpr(x) | SelectItem::ExprWithAlias { expr: x, .. }) => x,
-            _ => e,
+        .map(|e| {
+            match position(e)
+                .and_then(|p| s.projection.get(p))
+                .or_else(|| aliased(&s.projection, e))
+            {
+                Some(SelectItem::UnnamedExpr(x) | SelectItem::ExprWithAlias { expr: x, .. }) => x,
+                _ => e,
+            }
         })
         .collect();
     tables.iter().all(|(names, key)| {
@@ -513,6 +518,21 @@ fn groups_on_key(s: &Select, group: &[Expr], map: &ShardMap) -> bool {
             },
             _ => false,
         })
+    })
+}
+
+/// The item a GROUP BY name refers to by its alias. PostgreSQL prefers an
+/// input column of that name; an item that is not an aggregate could not
+/// stand beside such a grouping anyway, so only those resolve.
+fn aliased<'a>(items: &'a [SelectItem], e: &Expr) -> Option<&'a SelectItem> {
+    let Expr::Identifier(name) = e else {
+        return None;
+    };
+    items.iter().find(|i| match i {
+        SelectItem::ExprWithAlias { expr, alias } => {
+            folded(alias) == folded(name) && matches!(partial(expr), Ok(None))
+        }
+        _ => false,
     })
 }
 
@@ -829,10 +849,14 @@ fn combined(
         let col = match position(e) {
             Some(p) if item(p).is_some() => p,
             Some(_) => return Err(MergeError::Unsupported(format!("GROUP BY {e}"))),
-            None => match (0..items.len()).find(|&i| item(i) == Some(e)) {
-                Some(i) => i,
-                None => cols.hide(e, e.clone(), None),
-            },
+            None => {
+                let by_alias =
+                    aliased(items, e).and_then(|a| items.iter().position(|i| std::ptr::eq(i, a)));
+                match (0..items.len()).find(|&i| item(i) == Some(e)).or(by_alias) {
+                    Some(i) => i,
+                    None => cols.hide(e, e.clone(), None),
+                }
+            }
         };
         cols.keys.push(col);
     }

@@ -335,6 +335,8 @@ async fn ordered_merges_equal_one_database() {
         "SELECT k, avg(i8) FROM vals GROUP BY k ORDER BY avg(i8), k",
         "SELECT grp FROM items GROUP BY grp ORDER BY max(name) DESC NULLS LAST, grp",
         "SELECT count(*) FROM items GROUP BY grp ORDER BY grp",
+        "SELECT grp AS g, count(*) AS n FROM items GROUP BY g ORDER BY n DESC, g",
+        "SELECT id AS i, avg(price) FROM items GROUP BY i HAVING avg(price) < 0 ORDER BY i LIMIT 9",
         "SELECT price, count(*) FROM items GROUP BY price ORDER BY count(*) DESC, price LIMIT 10",
     ];
     for sql in queries {
