@@ -72,6 +72,10 @@ pub struct ProxyConfig {
     /// This proxy's snowflake node id for `generated_column`s (`node_id`, default 0,
     /// at most [`ProxyConfig::MAX_NODE_ID`]): give every proxy of one database its own.
     pub node_id: u16,
+    /// Most rows a cross-shard merge may hold in memory at once
+    /// (`merge_row_limit`, default 100 000, at least 1): a merge that would
+    /// need more (a re-sort of many groups) fails with SQLSTATE 54000.
+    pub merge_row_limit: usize,
 }
 
 impl ProxyConfig {
@@ -90,6 +94,8 @@ impl ProxyConfig {
     /// Largest `node_id`: what the default snowflake [`Layout`](crate::snowflake::Layout)'s
     /// 10 node bits hold.
     pub const MAX_NODE_ID: u16 = 1023;
+    /// Default `merge_row_limit`.
+    pub const DEFAULT_MERGE_ROW_LIMIT: usize = 100_000;
 }
 
 impl Default for ProxyConfig {
@@ -105,6 +111,7 @@ impl Default for ProxyConfig {
             startup_timeout_ms: Self::DEFAULT_STARTUP_TIMEOUT_MS,
             write_functions: Vec::new(),
             node_id: 0,
+            merge_row_limit: Self::DEFAULT_MERGE_ROW_LIMIT,
         }
     }
 }
@@ -324,6 +331,7 @@ mod tests {
         assert_eq!(p.max_message_bytes, 67_108_864);
         assert_eq!(p.startup_timeout_ms, 10_000);
         assert_eq!(p.node_id, 0);
+        assert_eq!(p.merge_row_limit, 100_000);
         assert_eq!(
             u32::from(ProxyConfig::MAX_NODE_ID),
             (1u32 << crate::snowflake::Layout::default().node_bits) - 1

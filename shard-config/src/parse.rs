@@ -26,6 +26,7 @@ const PROXY_KEYS: &[&str] = &[
     "startup_timeout_ms",
     "write_functions",
     "node_id",
+    "merge_row_limit",
 ];
 const ADMIN_KEYS: &[&str] = &["user", "password"];
 const USER_KEYS: &[&str] = &["name", "password"];
@@ -204,6 +205,7 @@ fn read_proxy(s: &Section<'_>, d: &mut Diagnostics) -> RawProxy {
         startup_timeout_ms: s.unsigned("startup_timeout_ms", d),
         write_functions: s.strings("write_functions", d),
         node_id: s.integer("node_id", d),
+        merge_row_limit: s.unsigned("merge_row_limit", d),
     }
 }
 

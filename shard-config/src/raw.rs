@@ -35,6 +35,7 @@ pub(crate) struct RawProxy {
     pub(crate) startup_timeout_ms: Option<Located<u64>>,
     pub(crate) write_functions: Option<Vec<Located<String>>>,
     pub(crate) node_id: Option<Located<i64>>,
+    pub(crate) merge_row_limit: Option<Located<usize>>,
 }
 
 /// `[admin]`.
@@ -108,6 +109,7 @@ impl RawConfig {
             node_id: value(p.node_id)
                 .and_then(|n| u16::try_from(n).ok())
                 .unwrap_or(defaults.node_id),
+            merge_row_limit: value(p.merge_row_limit).unwrap_or(defaults.merge_row_limit),
         };
         let admin = match self.admin {
             Some(a) => {

@@ -53,6 +53,7 @@ fn proxy(p: &RawProxy, d: &mut Diagnostics) {
     at_least(&p.pool_size, 1, "proxy.pool_size", d);
     at_least(&p.connect_timeout_ms, 1, "proxy.connect_timeout_ms", d);
     at_least(&p.startup_timeout_ms, 1, "proxy.startup_timeout_ms", d);
+    at_least(&p.merge_row_limit, 1, "proxy.merge_row_limit", d);
     at_least(
         &p.max_message_bytes,
         ProxyConfig::MIN_MAX_MESSAGE_BYTES,

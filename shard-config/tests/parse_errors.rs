@@ -388,6 +388,12 @@ fn pool_size_zero_and_other_ranges() {
         line_of(&text, "max_message_bytes"),
         &["proxy.max_message_bytes must be at least 1024"],
     );
+    let text = with("\n[proxy]\nmerge_row_limit = 0\n");
+    only_error(
+        &text,
+        line_of(&text, "merge_row_limit"),
+        &["proxy.merge_row_limit must be at least 1"],
+    );
     let text = with("\n[proxy]\nconnect_timeout_ms = 0\nstartup_timeout_ms = 0\n");
     let errors = errors(&text);
     assert_eq!(errors.len(), 2);

@@ -97,6 +97,7 @@ fn minimal_config_gets_every_default() {
     assert_eq!(c.proxy.connect_timeout_ms, 2000);
     assert_eq!(c.proxy.max_message_bytes, 67_108_864);
     assert_eq!(c.proxy.startup_timeout_ms, 10_000);
+    assert_eq!(c.proxy.merge_row_limit, 100_000);
     assert!(c.proxy.write_functions.is_empty());
     assert_eq!(c.admin.user, "admin");
     assert_eq!(c.admin.password, "admin");
@@ -134,6 +135,7 @@ connect_timeout_ms = 500
 max_message_bytes = 1024
 startup_timeout_ms = 0x10
 write_functions = ["audit_log", "bump"]
+merge_row_limit = 50
 
 [routing]
 default_shard = "s0"
@@ -152,6 +154,7 @@ allow_scatter_writes = true
     assert_eq!(c.proxy.max_message_bytes, 1024);
     assert_eq!(c.proxy.startup_timeout_ms, 16);
     assert_eq!(c.proxy.write_functions, ["audit_log", "bump"]);
+    assert_eq!(c.proxy.merge_row_limit, 50);
     assert_eq!(c.routing.read_from, ReadFrom::Primary);
     assert_eq!(c.routing.max_replica_lag_ms, 0);
     assert!(c.routing.allow_scatter_writes);

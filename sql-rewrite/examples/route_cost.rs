@@ -17,6 +17,7 @@ fn main() {
         shards: &names,
         default_shard: 0,
         allow_scatter_writes: false,
+        merge_row_limit: 100_000,
     };
     let n: u32 = std::env::var("ITERATIONS")
         .ok()

@@ -9,19 +9,26 @@
 //! and no offset; the merge skips and stops), `DISTINCT` / `DISTINCT ON`
 //! (shards sort by every output column, so duplicates from different shards
 //! meet and are dropped), aggregate-only select lists without GROUP BY
-//! ([`Combine`]), and GROUP BY on output columns ([`Grouped`]: shards sort
-//! their groups by key, groups that meet combine). Anything else is
-//! reported by [`MergeError`].
+//! ([`Combine`]), GROUP BY that includes every sharded table's key (each
+//! group lives on one shard: the shards answer it whole,
+//! [`MergePlan::groups_per_shard`]), and other GROUP BYs ([`Grouped`]:
+//! shards sort their groups by key, groups that meet combine; `avg` as
+//! `sum` and `count`; HAVING as a [`Predicate`] the proxy evaluates; ORDER
+//! BY aggregates by an in-memory sort). Anything else is reported by
+//! [`MergeError`].
 
 use std::fmt;
 
+use std::ops::ControlFlow;
+
+use shard_config::{ShardMap, TableRule};
 use sqlparser::ast::{
-    Distinct, DuplicateTreatment, Expr, Fetch, FunctionArguments, Ident, LimitClause, Offset,
-    OrderBy, OrderByExpr, OrderByKind, OrderByOptions, OrderBySort, Query, SelectItem, SetExpr,
-    Value,
+    visit_expressions, Distinct, DuplicateTreatment, Expr, Fetch, Function, FunctionArguments,
+    GroupByExpr, Ident, LimitClause, ObjectName, Offset, OrderBy, OrderByExpr, OrderByKind,
+    OrderByOptions, OrderBySort, Query, Select, SelectItem, SetExpr, TableFactor, Value,
 };
 
-use crate::keys::{folded, strip};
+use crate::keys::{folded, object_names, strip};
 
 /// Where a sort key's value is in a shard's result row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,19 +82,98 @@ pub struct MergePlan {
     /// `DISTINCT` / `DISTINCT ON`: rows equal on these columns, adjacent in
     /// the merged order, are kept once (the first).
     pub distinct: Option<Dedupe>,
-    /// `GROUP BY`: each shard's groups, sorted by the group columns, are
-    /// combined where keys meet.
+    /// `GROUP BY` (or aggregates with avg, HAVING, ORDER BY or LIMIT):
+    /// each shard's groups, sorted by the group columns, are combined where
+    /// keys meet.
     pub grouped: Option<Grouped>,
+    /// The GROUP BY includes the sharding key of every sharded table: each
+    /// group (its aggregates, HAVING) is complete on one shard, and the
+    /// rows merge like any others.
+    pub groups_per_shard: bool,
+    /// Most rows the merge may hold at once (`proxy.merge_row_limit`, set
+    /// by the route; unbounded in a plan of its own).
+    pub row_limit: usize,
 }
 
-/// A grouped query's merge: which columns are group keys, and how the
-/// others (aggregates) combine.
+impl MergePlan {
+    /// Rows concatenated as they come.
+    fn concatenate() -> MergePlan {
+        MergePlan {
+            shard_sql: None,
+            order: Vec::new(),
+            hidden: 0,
+            offset: None,
+            limit: None,
+            aggregates: Vec::new(),
+            distinct: None,
+            grouped: None,
+            groups_per_shard: false,
+            row_limit: usize::MAX,
+        }
+    }
+}
+
+/// A grouped query's merge: which columns are group keys, how the others
+/// (aggregates) combine, which groups are kept and in what order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grouped {
-    /// The group key columns (visible, 0-based).
+    /// The group key columns of a shard row (0-based; hidden columns follow
+    /// the visible ones).
     pub keys: Vec<usize>,
-    /// For each output column: how it combines, `None` for a key column.
+    /// For each column of a shard row: how it combines, `None` for a key.
     pub combine: Vec<Option<Combine>>,
+    /// HAVING, evaluated on combined groups.
+    pub having: Option<Predicate>,
+    /// The client's order when it is not the shards' (aggregates, keys out
+    /// of order): combined groups are sorted in memory. Empty: as merged.
+    pub order: Vec<SortKey>,
+}
+
+/// A HAVING condition the proxy evaluates (SQL's three-valued logic: a
+/// group is kept when it is true).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Predicate {
+    /// Both.
+    And(Box<Predicate>, Box<Predicate>),
+    /// Either.
+    Or(Box<Predicate>, Box<Predicate>),
+    /// Negation (NOT NULL is NULL).
+    Not(Box<Predicate>),
+    /// A comparison; NULL when either side is.
+    Compare(Operand, CompareOp, Operand),
+    /// `IS NULL`, or `IS NOT NULL` when the flag is set.
+    IsNull(Operand, bool),
+    /// A boolean column or constant.
+    Truth(Operand),
+}
+
+/// A value in a HAVING condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operand {
+    /// A column of the shard row (a key or a combined aggregate).
+    Column(usize),
+    /// A constant as written (`t`/`f` for booleans), typed by the column it
+    /// is compared with.
+    Literal(String),
+    /// `NULL`.
+    Null,
+}
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareOp {
+    /// `=`.
+    Eq,
+    /// `<>`.
+    NotEq,
+    /// `<`.
+    Lt,
+    /// `<=`.
+    LtEq,
+    /// `>`.
+    Gt,
+    /// `>=`.
+    GtEq,
 }
 
 /// Which columns make rows duplicates.
@@ -112,6 +198,12 @@ pub enum Combine {
     And,
     /// `bool_or`.
     Or,
+    /// `avg`: this column holds the shards' `sum`s, added; column `count`
+    /// their `count`s; the proxy divides as PostgreSQL's numeric division.
+    Avg {
+        /// The (hidden) column of the counts.
+        count: usize,
+    },
 }
 
 /// Why a query cannot be merged (yet).
@@ -120,11 +212,17 @@ pub enum MergeError {
     /// A construct this merge does not handle.
     #[error("{0} across shards is not supported yet")]
     Unsupported(String),
+    /// `count(DISTINCT …)` and the like when groups span shards.
+    #[error("{0}(DISTINCT …) across shards is not supported unless the GROUP BY includes the sharding key: a value on several shards would be counted once per shard")]
+    Distinct(String),
+    /// A HAVING condition the proxy cannot evaluate.
+    #[error("HAVING {0} across shards is not supported unless the GROUP BY includes the sharding key: the proxy evaluates only comparisons (=, <>, <, <=, >, >=) of aggregates, group keys and constants, AND, OR, NOT and IS [NOT] NULL")]
+    Having(String),
 }
 
-/// The merge plan of a top-level query whose rows come from several shards.
-pub fn plan(query: &Query) -> Result<MergePlan, MergeError> {
-    let unsupported = |what: &str| Err(MergeError::Unsupported(what.to_string()));
+/// The merge plan of a top-level query whose rows come from several shards;
+/// `map` says which FROM tables are sharded and by which key.
+pub fn plan(query: &Query, map: &ShardMap) -> Result<MergePlan, MergeError> {
     if query
         .fetch
         .as_ref()
@@ -133,22 +231,74 @@ pub fn plan(query: &Query) -> Result<MergePlan, MergeError> {
         return unsupported("FETCH … WITH TIES or PERCENT");
     }
     let (limit, offset) = counts(query)?;
-    let aggregates = aggregates(query)?;
-    if !aggregates.is_empty() {
-        if query.order_by.is_some() || limit.is_some() || offset.is_some() {
-            return unsupported("ORDER BY or LIMIT on an aggregate");
+    let SetExpr::Select(s) = query.body.as_ref() else {
+        return ordered(query, limit, offset);
+    };
+    let group = match &s.group_by {
+        GroupByExpr::Expressions(e, m) if m.is_empty() => e.as_slice(),
+        GroupByExpr::Expressions(..) => {
+            return unsupported("GROUP BY ROLLUP, CUBE or GROUPING SETS")
         }
-        return Ok(MergePlan {
-            shard_sql: None,
-            order: Vec::new(),
-            hidden: 0,
-            offset: None,
-            limit: None,
-            aggregates,
-            distinct: None,
-            grouped: None,
-        });
+        GroupByExpr::All(_) => return unsupported("GROUP BY ALL"),
+    };
+    if let Some(e) = group
+        .iter()
+        .find(|e| matches!(e, Expr::Rollup(_) | Expr::Cube(_) | Expr::GroupingSets(_)))
+    {
+        return Err(MergeError::Unsupported(format!("GROUP BY {e}")));
     }
+    if !group.is_empty() {
+        if groups_on_key(s, group, map) {
+            // Every group lives on one shard: the shards answer it whole.
+            if let Some(what) = window_function(query) {
+                return Err(MergeError::Unsupported(format!(
+                    "window function {what} over groups"
+                )));
+            }
+            let mut p = ordered(query, limit, offset)?;
+            p.groups_per_shard = true;
+            return Ok(p);
+        }
+        return combined(query, s, group, limit, offset);
+    }
+    // Aggregates without GROUP BY: one group.
+    let Some(parts) = aggregate_only(s)? else {
+        return ordered(query, limit, offset);
+    };
+    let plain: Option<Vec<Combine>> = parts
+        .iter()
+        .map(|p| match p {
+            Partial::Combine(c) => Some(*c),
+            Partial::Avg(_) => None,
+        })
+        .collect();
+    match plain {
+        Some(aggregates)
+            if s.having.is_none()
+                && query.order_by.is_none()
+                && limit.is_none()
+                && offset.is_none() =>
+        {
+            Ok(MergePlan {
+                aggregates,
+                ..MergePlan::concatenate()
+            })
+        }
+        _ => combined(query, s, &[], limit, offset),
+    }
+}
+
+fn unsupported<T>(what: &str) -> Result<T, MergeError> {
+    Err(MergeError::Unsupported(what.to_string()))
+}
+
+/// The merge of rows the shards return complete: ORDER BY, LIMIT/OFFSET,
+/// DISTINCT.
+fn ordered(
+    query: &Query,
+    limit: Option<Count>,
+    offset: Option<Count>,
+) -> Result<MergePlan, MergeError> {
     let mut query = query.clone();
     // Names in ORDER BY resolve against the output columns: those of the
     // (leftmost) SELECT. Only a plain SELECT can take hidden columns.
@@ -163,62 +313,37 @@ pub fn plan(query: &Query) -> Result<MergePlan, MergeError> {
     let mut order = Vec::new();
     let mut hidden = 0;
     let mut appended: Vec<SelectItem> = Vec::new();
-    if let Some(by) = &query.order_by {
-        let OrderByKind::Expressions(exprs) = &by.kind else {
-            return unsupported("ORDER BY ALL");
+    for (e, descending, nulls_first) in order_keys(&query)? {
+        let column = match output_column(&items, e) {
+            Some(c) => c,
+            None => match (position(e), can_hide) {
+                (Some(p), _) => SortColumn::Visible(p),
+                (None, true) => {
+                    let n = hidden;
+                    hidden += 1;
+                    appended.push(SelectItem::ExprWithAlias {
+                        expr: e.clone(),
+                        alias: Ident::new(format!("__shardgate_sort_{n}")),
+                    });
+                    SortColumn::Hidden(n)
+                }
+                (None, false) => {
+                    return unsupported(
+                        "ORDER BY an expression that is not an output column of a UNION",
+                    )
+                }
+            },
         };
-        for e in exprs {
-            let descending = match &e.options.sort {
-                None | Some(OrderBySort::Asc) => false,
-                Some(OrderBySort::Desc) => true,
-                Some(OrderBySort::Using(_)) => return unsupported("ORDER BY … USING"),
-            };
-            let nulls_first = e.options.nulls_first.unwrap_or(descending);
-            let column = match output_column(&items, &e.expr) {
-                Some(c) => c,
-                None => match (position(&e.expr), can_hide) {
-                    (Some(p), _) => SortColumn::Visible(p),
-                    (None, true) => {
-                        let n = hidden;
-                        hidden += 1;
-                        appended.push(SelectItem::ExprWithAlias {
-                            expr: e.expr.clone(),
-                            alias: Ident::new(format!("__shardgate_sort_{n}")),
-                        });
-                        SortColumn::Hidden(n)
-                    }
-                    (None, false) => {
-                        return unsupported(
-                            "ORDER BY an expression that is not an output column of a UNION",
-                        )
-                    }
-                },
-            };
-            order.push(SortKey {
-                column,
-                descending,
-                nulls_first,
-            });
-        }
+        order.push(SortKey {
+            column,
+            descending,
+            nulls_first,
+        });
     }
-    // DISTINCT and GROUP BY: rows from different shards that belong
-    // together must meet in the merged order, so it is total on their
-    // columns: the ORDER BY keys first, then the others.
+    // DISTINCT: duplicates from different shards must meet in the merged
+    // order, so it is total on the output columns: the ORDER BY keys first,
+    // then the others.
     let mut extra: Vec<usize> = Vec::new();
-    let grouped = grouping(&query, &items)?;
-    if let Some(g) = &grouped {
-        if hidden > 0
-            || order.iter().any(|k| match &k.column {
-                SortColumn::Visible(i) => !g.keys.contains(i),
-                _ => true,
-            })
-        {
-            return unsupported("ORDER BY other than the group keys of a GROUP BY");
-        }
-        for &i in &g.keys {
-            order_also_by(i, &mut order, &mut extra);
-        }
-    }
     let distinct = match query.body.as_ref() {
         SetExpr::Select(s) => s.distinct.clone(),
         _ => None,
@@ -265,16 +390,7 @@ pub fn plan(query: &Query) -> Result<MergePlan, MergeError> {
             Some(OrderByKind::Expressions(e)) => e,
             _ => Vec::new(),
         };
-        for p in extra {
-            exprs.push(OrderByExpr {
-                expr: Expr::value(Value::Number(p.to_string(), false)),
-                options: OrderByOptions {
-                    sort: None,
-                    nulls_first: None,
-                },
-                with_fill: None,
-            });
-        }
+        exprs.extend(extra.into_iter().map(by_position));
         query.order_by = Some(OrderBy {
             kind: OrderByKind::Expressions(exprs),
             interpolate: None,
@@ -283,7 +399,7 @@ pub fn plan(query: &Query) -> Result<MergePlan, MergeError> {
     let rewrite = !appended.is_empty()
         || offset.is_some()
         || query.fetch.is_some()
-        || ((dedupe.is_some() || grouped.is_some()) && query.order_by.is_some());
+        || (dedupe.is_some() && query.order_by.is_some());
     if let SetExpr::Select(s) = query.body.as_mut() {
         s.projection.extend(appended);
     }
@@ -302,10 +418,43 @@ pub fn plan(query: &Query) -> Result<MergePlan, MergeError> {
         hidden,
         offset,
         limit,
-        aggregates: Vec::new(),
         distinct: dedupe,
-        grouped,
+        ..MergePlan::concatenate()
     })
+}
+
+/// The ORDER BY keys of a query: expression, DESC, NULLS FIRST.
+fn order_keys(query: &Query) -> Result<Vec<(&Expr, bool, bool)>, MergeError> {
+    let Some(by) = &query.order_by else {
+        return Ok(Vec::new());
+    };
+    let OrderByKind::Expressions(exprs) = &by.kind else {
+        return unsupported("ORDER BY ALL");
+    };
+    exprs
+        .iter()
+        .map(|e| {
+            let descending = match &e.options.sort {
+                None | Some(OrderBySort::Asc) => false,
+                Some(OrderBySort::Desc) => true,
+                Some(OrderBySort::Using(_)) => return unsupported("ORDER BY … USING"),
+            };
+            let nulls_first = e.options.nulls_first.unwrap_or(descending);
+            Ok((&e.expr, descending, nulls_first))
+        })
+        .collect()
+}
+
+/// `ORDER BY n` (ascending) for output position `n`.
+fn by_position(n: usize) -> OrderByExpr {
+    OrderByExpr {
+        expr: Expr::value(Value::Number(n.to_string(), false)),
+        options: OrderByOptions {
+            sort: None,
+            nulls_first: None,
+        },
+        with_fill: None,
+    }
 }
 
 /// Adds output column `i` (ascending) to the merge order and, as position
@@ -321,95 +470,153 @@ fn order_also_by(i: usize, order: &mut Vec<SortKey>, extra: &mut Vec<usize>) {
     }
 }
 
-/// The merge of a `GROUP BY` query: every group expression must be an output
-/// column and every other output column an aggregate that combines.
-fn grouping(query: &Query, items: &[SelectItem]) -> Result<Option<Grouped>, MergeError> {
-    let unsupported = |what: String| Err(MergeError::Unsupported(what));
-    let SetExpr::Select(s) = query.body.as_ref() else {
-        return Ok(None);
+/// Whether the GROUP BY includes the sharding key of every sharded table in
+/// the FROM clause: then each group's rows live on one shard.
+fn groups_on_key(s: &Select, group: &[Expr], map: &ShardMap) -> bool {
+    let mut tables: Vec<(Vec<String>, &str)> = Vec::new();
+    let mut add = |f: &TableFactor| {
+        if let TableFactor::Table { name, alias, .. } = f {
+            let mut names = object_names(name);
+            let key = names
+                .first()
+                .and_then(|t| map.table(t))
+                .and_then(TableRule::key);
+            if let Some(key) = key {
+                names.extend(alias.iter().map(|a| folded(&a.name)));
+                tables.push((names, key));
+            }
+        }
     };
-    let exprs = match &s.group_by {
-        sqlparser::ast::GroupByExpr::Expressions(e, m) if m.is_empty() => e,
-        sqlparser::ast::GroupByExpr::Expressions(..) => {
-            return unsupported("GROUP BY ROLLUP, CUBE or GROUPING SETS".into())
-        }
-        sqlparser::ast::GroupByExpr::All(_) => return unsupported("GROUP BY ALL".into()),
-    };
-    if exprs.is_empty() {
-        return Ok(None);
-    }
-    if s.having.is_some() {
-        return unsupported("HAVING".into());
-    }
-    if s.distinct.is_some() {
-        return unsupported("DISTINCT with GROUP BY".into());
-    }
-    let mut keys = Vec::new();
-    for e in exprs {
-        match output_column(items, e).or_else(|| position(e).map(SortColumn::Visible)) {
-            Some(SortColumn::Visible(i)) if i < items.len() => keys.push(i),
-            _ => return unsupported(format!("GROUP BY {e}, which is not in the select list")),
+    for t in &s.from {
+        add(&t.relation);
+        for j in &t.joins {
+            add(&j.relation);
         }
     }
-    let mut combine = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        if keys.contains(&i) {
-            combine.push(None);
-            continue;
-        }
-        let expr = match item {
-            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
-            _ => return unsupported("* in a grouped select list".into()),
-        };
-        match self::combine(expr)? {
-            Some(c) => combine.push(Some(c)),
-            None => return unsupported(format!("{expr} in a grouped select list")),
-        }
+    if tables.is_empty() {
+        return false;
     }
-    Ok(Some(Grouped { keys, combine }))
+    // A GROUP BY position or output name stands for its item.
+    let resolved: Vec<&Expr> = group
+        .iter()
+        .map(|e| {
+            match position(e)
+                .and_then(|p| s.projection.get(p))
+                .or_else(|| aliased(&s.projection, e))
+            {
+                Some(SelectItem::UnnamedExpr(x) | SelectItem::ExprWithAlias { expr: x, .. }) => x,
+                _ => e,
+            }
+        })
+        .collect();
+    tables.iter().all(|(names, key)| {
+        resolved.iter().any(|e| match strip_nested(e) {
+            Expr::Identifier(c) => folded(c) == *key,
+            Expr::CompoundIdentifier(parts) => match parts.as_slice() {
+                [.., q, c] => folded(c) == *key && names.contains(&folded(q)),
+                _ => false,
+            },
+            _ => false,
+        })
+    })
 }
 
-/// The combination of each output column of a query whose select list is
-/// only aggregates (no GROUP BY, HAVING, DISTINCT): empty when it has none;
-/// an error for an aggregate shardgate cannot combine.
-fn aggregates(query: &Query) -> Result<Vec<Combine>, MergeError> {
-    let SetExpr::Select(s) = query.body.as_ref() else {
-        return Ok(Vec::new());
+/// The item a GROUP BY name refers to by its alias. PostgreSQL prefers an
+/// input column of that name; an item that is not an aggregate could not
+/// stand beside such a grouping anyway, so only those resolve.
+fn aliased<'a>(items: &'a [SelectItem], e: &Expr) -> Option<&'a SelectItem> {
+    let Expr::Identifier(name) = e else {
+        return None;
     };
-    let grouped = match &s.group_by {
-        sqlparser::ast::GroupByExpr::Expressions(e, _) => !e.is_empty(),
-        sqlparser::ast::GroupByExpr::All(_) => true,
-    };
-    if grouped || s.having.is_some() {
-        return Ok(Vec::new());
+    items.iter().find(|i| match i {
+        SelectItem::ExprWithAlias { expr, alias } => {
+            folded(alias) == folded(name) && matches!(partial(expr), Ok(None))
+        }
+        _ => false,
+    })
+}
+
+/// `e` without enclosing parentheses.
+fn strip_nested(mut e: &Expr) -> &Expr {
+    while let Expr::Nested(inner) = e {
+        e = inner;
     }
-    let mut out = Vec::new();
-    for item in &s.projection {
-        let expr = match item {
-            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
-            _ => return Ok(Vec::new()),
-        };
-        match combine(expr)? {
-            Some(c) => out.push(c),
-            None => {
-                if !out.is_empty() {
-                    return Err(MergeError::Unsupported(format!(
-                        "{expr} next to aggregates"
-                    )));
+    e
+}
+
+/// The first window function call in the select list or ORDER BY.
+fn window_function(query: &Query) -> Option<String> {
+    let mut found = None;
+    let mut look = |e: &Expr| {
+        let _ = visit_expressions(e, |x| {
+            if let Expr::Function(f) = x {
+                if f.over.is_some() {
+                    found.get_or_insert_with(|| x.to_string());
+                    return ControlFlow::Break(());
                 }
-                return Ok(Vec::new());
+            }
+            ControlFlow::Continue(())
+        });
+    };
+    if let SetExpr::Select(s) = query.body.as_ref() {
+        for item in &s.projection {
+            if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
+                look(e);
             }
         }
     }
-    Ok(out)
+    if let Some(OrderByKind::Expressions(exprs)) = query.order_by.as_ref().map(|o| &o.kind) {
+        for e in exprs {
+            look(&e.expr);
+        }
+    }
+    found
+}
+
+/// An aggregate's per-shard partial result and how it combines.
+#[derive(Debug, Clone)]
+enum Partial {
+    /// The shards compute the aggregate itself; results combine thus.
+    Combine(Combine),
+    /// `avg`: the shards compute `sum` and `count` of this call.
+    Avg(Box<Function>),
+}
+
+/// The partial aggregates of a select list without GROUP BY, when it has
+/// aggregates (or a HAVING); `None` for a query without.
+fn aggregate_only(s: &Select) -> Result<Option<Vec<Partial>>, MergeError> {
+    let mut out = Vec::new();
+    let mut other: Option<&Expr> = None;
+    for item in &s.projection {
+        let expr = match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+            _ => return Ok(None),
+        };
+        match partial(expr)? {
+            Some(p) => out.push(p),
+            None => {
+                other.get_or_insert(expr);
+            }
+        }
+    }
+    if out.is_empty() && s.having.is_none() {
+        return Ok(None);
+    }
+    if let Some(e) = other {
+        return Err(MergeError::Unsupported(format!("{e} next to aggregates")));
+    }
+    Ok(Some(out))
 }
 
 /// How an aggregate call's per-shard results combine; `None` for an
 /// expression that is not an aggregate call.
-fn combine(expr: &Expr) -> Result<Option<Combine>, MergeError> {
+fn partial(expr: &Expr) -> Result<Option<Partial>, MergeError> {
     let Expr::Function(f) = expr else {
         return Ok(None);
     };
+    if f.over.is_some() {
+        return Ok(None);
+    }
     let name = crate::route::refusal::function_name(f);
     let c = match name.as_str() {
         "count" | "sum" => Combine::Sum,
@@ -417,16 +624,14 @@ fn combine(expr: &Expr) -> Result<Option<Combine>, MergeError> {
         "max" => Combine::Max,
         "bool_and" | "every" => Combine::And,
         "bool_or" => Combine::Or,
-        other if crate::route::refusal::AGGREGATES.contains(&other) && f.over.is_none() => {
+        "avg" => Combine::Avg { count: 0 },
+        other if crate::route::refusal::AGGREGATES.contains(&other) => {
             return Err(MergeError::Unsupported(format!(
                 "aggregate function {other}"
             )))
         }
         _ => return Ok(None),
     };
-    if f.over.is_some() {
-        return Ok(None);
-    }
     let distinct = match &f.args {
         FunctionArguments::List(l) => l
             .duplicate_treatment
@@ -434,12 +639,355 @@ fn combine(expr: &Expr) -> Result<Option<Combine>, MergeError> {
         _ => false,
     };
     if distinct {
-        return Err(MergeError::Unsupported(format!("{name}(DISTINCT …)")));
+        return Err(MergeError::Distinct(name));
     }
     if !f.within_group.is_empty() {
         return Err(MergeError::Unsupported(format!("{name} … WITHIN GROUP")));
     }
-    Ok(Some(c))
+    Ok(Some(match c {
+        Combine::Avg { .. } => Partial::Avg(Box::new(f.clone())),
+        c => Partial::Combine(c),
+    }))
+}
+
+/// `f` (an `avg` call) renamed: `sum(…)` or `count(…)` of the same
+/// arguments and FILTER.
+fn renamed(f: &Function, name: &str) -> Expr {
+    let mut g = f.clone();
+    g.name = ObjectName::from(vec![Ident::new(name)]);
+    Expr::Function(g)
+}
+
+/// The columns of a grouped query's shard rows as they are built: the
+/// select list (with `avg` replaced by `sum`) and the hidden columns
+/// appended for the merge.
+struct Columns<'a> {
+    items: &'a [SelectItem],
+    shard_items: Vec<SelectItem>,
+    /// How each column (visible, then hidden) combines; `None`: a group key.
+    combine: Vec<Option<Combine>>,
+    /// The client's expression of each hidden column.
+    hidden: Vec<Expr>,
+    group: &'a [Expr],
+    /// The column of each GROUP BY expression.
+    keys: Vec<usize>,
+}
+
+impl Columns<'_> {
+    /// Appends a hidden column computing `shard` for the client's `expr`.
+    fn hide(&mut self, expr: &Expr, shard: Expr, combine: Option<Combine>) -> usize {
+        let n = self.hidden.len();
+        self.hidden.push(expr.clone());
+        self.shard_items.push(SelectItem::ExprWithAlias {
+            expr: shard,
+            alias: Ident::new(format!("__shardgate_{n}")),
+        });
+        self.combine.push(combine);
+        self.shard_items.len() - 1
+    }
+
+    /// The column of an aggregate the client's select list, HAVING or
+    /// ORDER BY names (hidden when it is not an output column); `None` for
+    /// an expression that is not an aggregate.
+    fn aggregate(&mut self, e: &Expr) -> Result<Option<usize>, MergeError> {
+        let Some(p) = partial(e)? else {
+            return Ok(None);
+        };
+        let visible = self.items.iter().position(|i| match i {
+            SelectItem::UnnamedExpr(x) | SelectItem::ExprWithAlias { expr: x, .. } => x == e,
+            _ => false,
+        });
+        if let Some(i) = visible.or_else(|| {
+            self.hidden
+                .iter()
+                .position(|h| h == e)
+                .map(|n| self.items.len() + n)
+        }) {
+            return Ok(Some(i));
+        }
+        Ok(Some(match p {
+            Partial::Combine(c) => self.hide(e, e.clone(), Some(c)),
+            Partial::Avg(f) => {
+                let sum = self.hide(e, renamed(&f, "sum"), None);
+                let count = self.hide(
+                    &renamed(&f, "count"),
+                    renamed(&f, "count"),
+                    Some(Combine::Sum),
+                );
+                self.combine[sum] = Some(Combine::Avg { count });
+                sum
+            }
+        }))
+    }
+
+    /// The column of a GROUP BY expression equal to `e`.
+    fn key(&self, e: &Expr) -> Option<usize> {
+        self.group.iter().position(|g| g == e).map(|k| self.keys[k])
+    }
+
+    /// The HAVING condition over combined groups.
+    fn predicate(&mut self, e: &Expr) -> Result<Predicate, MergeError> {
+        use sqlparser::ast::{BinaryOperator as B, UnaryOperator};
+        let refuse = |e: &Expr| Err(MergeError::Having(e.to_string()));
+        Ok(match e {
+            Expr::Nested(inner) => self.predicate(inner)?,
+            Expr::BinaryOp { left, op, right } => {
+                let cmp = match op {
+                    B::And => {
+                        return Ok(Predicate::And(
+                            Box::new(self.predicate(left)?),
+                            Box::new(self.predicate(right)?),
+                        ))
+                    }
+                    B::Or => {
+                        return Ok(Predicate::Or(
+                            Box::new(self.predicate(left)?),
+                            Box::new(self.predicate(right)?),
+                        ))
+                    }
+                    B::Eq => CompareOp::Eq,
+                    B::NotEq => CompareOp::NotEq,
+                    B::Lt => CompareOp::Lt,
+                    B::LtEq => CompareOp::LtEq,
+                    B::Gt => CompareOp::Gt,
+                    B::GtEq => CompareOp::GtEq,
+                    _ => return refuse(e),
+                };
+                let (l, r) = (self.operand(left)?, self.operand(right)?);
+                if !matches!(l, Operand::Column(_)) && !matches!(r, Operand::Column(_)) {
+                    return refuse(e);
+                }
+                Predicate::Compare(l, cmp, r)
+            }
+            Expr::UnaryOp {
+                op: UnaryOperator::Not,
+                expr,
+            } => Predicate::Not(Box::new(self.predicate(expr)?)),
+            Expr::IsNull(x) => Predicate::IsNull(self.operand(x)?, false),
+            Expr::IsNotNull(x) => Predicate::IsNull(self.operand(x)?, true),
+            other => match self.operand(other)? {
+                o @ Operand::Column(_) => Predicate::Truth(o),
+                Operand::Literal(v) if v == "t" || v == "f" => {
+                    Predicate::Truth(Operand::Literal(v))
+                }
+                _ => return refuse(e),
+            },
+        })
+    }
+
+    /// A HAVING operand: a constant, a group key or an aggregate.
+    fn operand(&mut self, e: &Expr) -> Result<Operand, MergeError> {
+        if let Some(v) = literal(e) {
+            return Ok(v);
+        }
+        if let Some(c) = self.key(e) {
+            return Ok(Operand::Column(c));
+        }
+        match self.aggregate(e)? {
+            Some(c) => Ok(Operand::Column(c)),
+            None => Err(MergeError::Having(e.to_string())),
+        }
+    }
+}
+
+/// A constant: a number (optionally negated), a string, a boolean or NULL.
+fn literal(e: &Expr) -> Option<Operand> {
+    match strip_nested(e) {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => Some(Operand::Literal(n.clone())),
+            Value::SingleQuotedString(s) => Some(Operand::Literal(s.clone())),
+            Value::Boolean(b) => Some(Operand::Literal(if *b { "t" } else { "f" }.into())),
+            Value::Null => Some(Operand::Null),
+            _ => None,
+        },
+        Expr::UnaryOp {
+            op: sqlparser::ast::UnaryOperator::Minus,
+            expr,
+        } => match literal(expr)? {
+            Operand::Literal(n) if n.starts_with(|c: char| c.is_ascii_digit() || c == '.') => {
+                Some(Operand::Literal(format!("-{n}")))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The merge of a grouped query (or of aggregates without GROUP BY, with
+/// `group` empty) whose groups may span shards: shards sort their groups by
+/// the keys, groups that meet combine, then HAVING and, when the ORDER BY
+/// is not on the keys, an in-memory sort.
+fn combined(
+    query: &Query,
+    s: &Select,
+    group: &[Expr],
+    limit: Option<Count>,
+    offset: Option<Count>,
+) -> Result<MergePlan, MergeError> {
+    if s.distinct.is_some() {
+        return unsupported("DISTINCT with GROUP BY");
+    }
+    if let Some(what) = window_function(query) {
+        return Err(MergeError::Unsupported(format!(
+            "window function {what} over groups"
+        )));
+    }
+    let items = s.projection.as_slice();
+    let mut cols = Columns {
+        items,
+        shard_items: items.to_vec(),
+        combine: vec![None; items.len()],
+        hidden: Vec::new(),
+        group,
+        keys: Vec::new(),
+    };
+    for e in group {
+        let item = |i: usize| match items.get(i) {
+            Some(SelectItem::UnnamedExpr(x) | SelectItem::ExprWithAlias { expr: x, .. }) => Some(x),
+            _ => None,
+        };
+        let col = match position(e) {
+            Some(p) if item(p).is_some() => p,
+            Some(_) => return Err(MergeError::Unsupported(format!("GROUP BY {e}"))),
+            None => {
+                let by_alias =
+                    aliased(items, e).and_then(|a| items.iter().position(|i| std::ptr::eq(i, a)));
+                match (0..items.len()).find(|&i| item(i) == Some(e)).or(by_alias) {
+                    Some(i) => i,
+                    None => cols.hide(e, e.clone(), None),
+                }
+            }
+        };
+        cols.keys.push(col);
+    }
+    for (i, item) in items.iter().enumerate() {
+        if cols.keys.contains(&i) {
+            continue;
+        }
+        let (expr, alias) = match item {
+            SelectItem::UnnamedExpr(e) => (e, None),
+            SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias)),
+            _ => return unsupported("* in a grouped select list"),
+        };
+        match partial(expr)? {
+            Some(Partial::Combine(c)) => cols.combine[i] = Some(c),
+            Some(Partial::Avg(f)) => {
+                let count = cols.hide(
+                    &renamed(&f, "count"),
+                    renamed(&f, "count"),
+                    Some(Combine::Sum),
+                );
+                cols.shard_items[i] = SelectItem::ExprWithAlias {
+                    expr: renamed(&f, "sum"),
+                    alias: alias.cloned().unwrap_or_else(|| Ident::new("avg")),
+                };
+                cols.combine[i] = Some(Combine::Avg { count });
+            }
+            None if group.is_empty() => {
+                return Err(MergeError::Unsupported(format!(
+                    "{expr} next to aggregates"
+                )))
+            }
+            None => {
+                return Err(MergeError::Unsupported(format!(
+                    "{expr} in a grouped select list"
+                )))
+            }
+        }
+    }
+    let having = match &s.having {
+        Some(h) => Some(cols.predicate(h)?),
+        None => None,
+    };
+    // The client's ORDER BY: on keys only, the shards' order serves (the
+    // keys not named follow); otherwise groups are sorted after combining.
+    let mut wanted = Vec::new();
+    let mut on_keys = true;
+    for (e, descending, nulls_first) in order_keys(query)? {
+        let col = match output_column(items, e).or_else(|| position(e).map(SortColumn::Visible)) {
+            Some(SortColumn::Visible(i)) if i < items.len() => i,
+            _ => match cols.key(e) {
+                Some(c) => c,
+                None => match cols.aggregate(e)? {
+                    Some(c) => c,
+                    None => {
+                        return Err(MergeError::Unsupported(format!(
+                            "ORDER BY {e}, which is neither a group key nor an aggregate,"
+                        )))
+                    }
+                },
+            },
+        };
+        on_keys &= cols.combine.get(col).is_some_and(Option::is_none);
+        wanted.push(SortKey {
+            column: column_at(col, items.len()),
+            descending,
+            nulls_first,
+        });
+    }
+    let resort = !on_keys;
+    let mut order = if resort { Vec::new() } else { wanted.clone() };
+    let mut extra = Vec::new();
+    for &k in &cols.keys {
+        let column = column_at(k, items.len());
+        if !order.iter().any(|o| o.column == column) {
+            order.push(SortKey {
+                column,
+                descending: false,
+                nulls_first: false,
+            });
+            extra.push(k + 1);
+        }
+    }
+    let hidden = cols.hidden.len();
+    let mut shard = query.clone();
+    if let SetExpr::Select(sel) = shard.body.as_mut() {
+        sel.projection = std::mem::take(&mut cols.shard_items);
+        sel.having = None;
+    }
+    let mut by: Vec<OrderByExpr> = match shard.order_by.take().map(|o| o.kind) {
+        Some(OrderByKind::Expressions(e)) if !resort => e,
+        _ => Vec::new(),
+    };
+    by.extend(extra.into_iter().map(by_position));
+    shard.order_by = (!by.is_empty()).then_some(OrderBy {
+        kind: OrderByKind::Expressions(by),
+        interpolate: None,
+    });
+    // Shards may stop after limit + offset groups only when those are the
+    // client's: in key order and not filtered by HAVING.
+    let push_limit = !resort && having.is_none() && !group.is_empty();
+    shard.fetch = None;
+    shard.limit_clause = limit
+        .filter(|_| push_limit)
+        .map(|l| LimitClause::LimitOffset {
+            limit: Some(shard_limit(l, offset)),
+            offset: None,
+            limit_by: Vec::new(),
+        });
+    Ok(MergePlan {
+        shard_sql: Some(shard.to_string()),
+        order,
+        hidden,
+        offset,
+        limit,
+        grouped: Some(Grouped {
+            keys: cols.keys,
+            combine: cols.combine,
+            having,
+            order: if resort { wanted } else { Vec::new() },
+        }),
+        ..MergePlan::concatenate()
+    })
+}
+
+/// The sort column of shard-row column `col`.
+fn column_at(col: usize, visible: usize) -> SortColumn {
+    if col < visible {
+        SortColumn::Visible(col)
+    } else {
+        SortColumn::Hidden(col - visible)
+    }
 }
 
 /// `LIMIT`/`FETCH` and `OFFSET` of a query.
@@ -586,28 +1134,79 @@ fn output_column(items: &[SelectItem], e: &Expr) -> Option<SortColumn> {
     None
 }
 
-/// `ORDER BY c1 DESC NULLS LAST, hidden 0 ASC …; offset 5; limit $1`.
+/// `cN` for a visible column, `hidden N` for an appended one.
+fn column_name(c: &SortColumn) -> String {
+    match c {
+        SortColumn::Visible(i) => format!("c{}", i + 1),
+        SortColumn::Hidden(i) => format!("hidden {i}"),
+        SortColumn::Named(n) => format!("column {n:?}"),
+    }
+}
+
+/// `c1 DESC NULLS FIRST, hidden 0 ASC NULLS LAST`.
+fn sort_keys(keys: &[SortKey]) -> String {
+    keys.iter()
+        .map(|k| {
+            format!(
+                "{} {} NULLS {}",
+                column_name(&k.column),
+                if k.descending { "DESC" } else { "ASC" },
+                if k.nulls_first { "FIRST" } else { "LAST" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl fmt::Display for Combine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Combine::Sum => f.write_str("sum"),
+            Combine::Min => f.write_str("min"),
+            Combine::Max => f.write_str("max"),
+            Combine::And => f.write_str("and"),
+            Combine::Or => f.write_str("or"),
+            Combine::Avg { count } => write!(f, "avg (counts in column {})", count + 1),
+        }
+    }
+}
+
+impl Predicate {
+    /// Writes the condition with column names relative to `visible`.
+    fn show(&self, visible: usize) -> String {
+        let op = |o: &Operand| match o {
+            Operand::Column(c) => column_name(&column_at(*c, visible)),
+            Operand::Literal(v) => format!("'{}'", v.replace('\'', "''")),
+            Operand::Null => "NULL".to_string(),
+        };
+        match self {
+            Predicate::And(a, b) => format!("({} AND {})", a.show(visible), b.show(visible)),
+            Predicate::Or(a, b) => format!("({} OR {})", a.show(visible), b.show(visible)),
+            Predicate::Not(a) => format!("NOT {}", a.show(visible)),
+            Predicate::Compare(l, c, r) => {
+                let c = match c {
+                    CompareOp::Eq => "=",
+                    CompareOp::NotEq => "<>",
+                    CompareOp::Lt => "<",
+                    CompareOp::LtEq => "<=",
+                    CompareOp::Gt => ">",
+                    CompareOp::GtEq => ">=",
+                };
+                format!("{} {c} {}", op(l), op(r))
+            }
+            Predicate::IsNull(o, false) => format!("{} IS NULL", op(o)),
+            Predicate::IsNull(o, true) => format!("{} IS NOT NULL", op(o)),
+            Predicate::Truth(o) => op(o),
+        }
+    }
+}
+
+/// `order c1 DESC NULLS LAST, hidden 0 ASC …; offset 5; limit $1`.
 impl fmt::Display for MergePlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut parts = Vec::new();
         if !self.order.is_empty() {
-            let keys: Vec<String> = self
-                .order
-                .iter()
-                .map(|k| {
-                    let col = match &k.column {
-                        SortColumn::Visible(i) => format!("c{}", i + 1),
-                        SortColumn::Hidden(i) => format!("hidden {i}"),
-                        SortColumn::Named(n) => format!("column {n:?}"),
-                    };
-                    format!(
-                        "{col} {} NULLS {}",
-                        if k.descending { "DESC" } else { "ASC" },
-                        if k.nulls_first { "FIRST" } else { "LAST" }
-                    )
-                })
-                .collect();
-            parts.push(format!("order {}", keys.join(", ")));
+            parts.push(format!("order {}", sort_keys(&self.order)));
         }
         let count = |c: &Count| match c {
             Count::Literal(n) => n.to_string(),
@@ -620,33 +1219,41 @@ impl fmt::Display for MergePlan {
             parts.push(format!("limit {}", count(l)));
         }
         if !self.aggregates.is_empty() {
-            let names: Vec<&str> = self
-                .aggregates
-                .iter()
-                .map(|c| match c {
-                    Combine::Sum => "sum",
-                    Combine::Min => "min",
-                    Combine::Max => "max",
-                    Combine::And => "and",
-                    Combine::Or => "or",
-                })
-                .collect();
+            let names: Vec<String> = self.aggregates.iter().map(Combine::to_string).collect();
             parts.push(format!("combine {}", names.join(", ")));
         }
+        if self.groups_per_shard {
+            parts.push("groups complete on each shard".into());
+        }
         if let Some(g) = &self.grouped {
-            let keys: Vec<String> = g.keys.iter().map(|i| format!("c{}", i + 1)).collect();
-            parts.push(format!("group by {}", keys.join(", ")));
+            let visible = g.combine.len().saturating_sub(self.hidden);
+            let name = |i: usize| column_name(&column_at(i, visible));
+            if g.keys.is_empty() {
+                parts.push("one group".into());
+            } else {
+                let keys: Vec<String> = g.keys.iter().map(|&i| name(i)).collect();
+                parts.push(format!("group by {}", keys.join(", ")));
+            }
+            for (i, c) in g.combine.iter().enumerate() {
+                if let Some(Combine::Avg { count }) = c {
+                    parts.push(format!(
+                        "{} = avg of sums / counts in {}",
+                        name(i),
+                        name(*count)
+                    ));
+                }
+            }
+            if let Some(h) = &g.having {
+                parts.push(format!("having {}", h.show(visible)));
+            }
+            if !g.order.is_empty() {
+                parts.push(format!("then sort {}", sort_keys(&g.order)));
+            }
         }
         match &self.distinct {
             Some(Dedupe::All) => parts.push("distinct".into()),
             Some(Dedupe::On(cols)) => {
-                let cols: Vec<String> = cols
-                    .iter()
-                    .map(|c| match c {
-                        SortColumn::Visible(i) => format!("c{}", i + 1),
-                        other => format!("{other:?}"),
-                    })
-                    .collect();
+                let cols: Vec<String> = cols.iter().map(column_name).collect();
                 parts.push(format!("distinct on {}", cols.join(", ")));
             }
             None => {}

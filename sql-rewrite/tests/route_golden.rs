@@ -51,6 +51,7 @@ fn golden_routes() {
         shards: &names,
         default_shard,
         allow_scatter_writes: false,
+        merge_row_limit: 100_000,
     };
     let count = common::run(CASES, |case| actual(case, &topo));
     assert!(count >= 150, "only {count} golden route cases");
@@ -67,6 +68,7 @@ fn allow_scatter_writes_switch() {
         shards: &names,
         default_shard: 0,
         allow_scatter_writes: false,
+        merge_row_limit: 100_000,
     };
     let mut id = || 1;
     let sql = "UPDATE users SET name = 'x' WHERE name = 'y'";

@@ -1,9 +1,11 @@
 //! Combining shards' partial aggregates (one row per shard, text format)
 //! into the row one server would return: counts and integer sums added
 //! exactly (bigint stays bigint, numeric sums keep the larger scale), min
-//! and max by the column type's order, bool_and/bool_or. Types whose
-//! combination could differ from one server (floating-point sums, whose
-//! rounding depends on the order of addition) are refused.
+//! and max by the column type's order, bool_and/bool_or, and avg as the
+//! combined sum divided by the combined count with PostgreSQL's numeric
+//! division ([`numeric_avg`]). Types whose combination could differ from
+//! one server (floating-point sums and averages, whose rounding depends on
+//! the order of addition) are refused.
 
 use std::cmp::Ordering;
 
@@ -94,7 +96,7 @@ impl AggMerge {
 /// Combines two shards' non-NULL partial values (text format) of type `oid`.
 pub fn combine_values(c: Combine, oid: u32, a: Vec<u8>, v: Vec<u8>) -> Result<Vec<u8>, String> {
     Ok(match c {
-        Combine::Sum => {
+        Combine::Sum | Combine::Avg { .. } => {
             let (x, y) = (String::from_utf8_lossy(&a), String::from_utf8_lossy(&v));
             let sum = add_decimal(&x, &y).ok_or_else(|| format!("cannot add {x} and {y}"))?;
             if oid == 20 && sum.parse::<i64>().is_err() {
@@ -124,6 +126,8 @@ pub fn combine_values(c: Combine, oid: u32, a: Vec<u8>, v: Vec<u8>) -> Result<Ve
 pub fn combinable(c: Combine, oid: u32) -> bool {
     match c {
         Combine::Sum => matches!(oid, 20 | 21 | 23 | 1700),
+        // the shards' sum: bigint for int2/int4, numeric for int8/numeric
+        Combine::Avg { .. } => matches!(oid, 20 | 1700),
         Combine::Min | Combine::Max => compare_typed(oid, b"", b"").is_some(),
         Combine::And | Combine::Or => oid == 16,
     }
@@ -135,6 +139,10 @@ pub fn not_combinable(c: Combine, oid: u32) -> String {
         Combine::Sum if matches!(oid, 700 | 701) => {
             "sum of a floating-point column across shards is not supported: its rounding would depend on the order of the shards".to_string()
         }
+        Combine::Avg { .. } if matches!(oid, 700 | 701) => {
+            "avg of a floating-point column across shards is not supported: its float8 result would depend on the order of the shards".to_string()
+        }
+        Combine::Avg { .. } => format!("avg of a column whose sum has type oid {oid} across shards is not supported yet (only integer and numeric averages)"),
         _ => format!("combining an aggregate of type oid {oid} across shards is not supported yet"),
     }
 }
@@ -211,6 +219,101 @@ pub fn add_decimal(a: &str, b: &str) -> Option<String> {
     })
 }
 
+/// PostgreSQL's `avg` from the combined `sum` (decimal text: an integer or
+/// numeric, or NaN/±Infinity) and `count` (a positive integer): the numeric
+/// quotient at the scale `select_div_scale` (numeric.c) picks, at least 16
+/// significant digits and no fewer fraction digits than the sum's, at most
+/// 1000; rounded half away from zero. `None` for unreadable input.
+pub fn numeric_avg(sum: &str, count: &str) -> Option<String> {
+    if matches!(sum, "NaN" | "Infinity" | "-Infinity") {
+        return Some(sum.to_string());
+    }
+    let n: u64 = count.parse().ok().filter(|n| *n > 0)?;
+    let (neg, v) = match sum.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, sum),
+    };
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    if (int.is_empty() && frac.is_empty())
+        || !int.bytes().chain(frac.bytes()).all(|c| c.is_ascii_digit())
+    {
+        return None;
+    }
+    let dscale = i64::try_from(frac.len()).ok()?;
+    let digits: Vec<u8> = int.bytes().chain(frac.bytes()).map(|c| c - b'0').collect();
+    // Weight (in base-10000 digits) and first base-10000 digit of each side.
+    let (weight1, first1) = match digits.iter().position(|&d| d != 0) {
+        None => (0, 0),
+        Some(at) => {
+            // decimal exponent of the leading digit
+            let p = i64::try_from(digits.len() - at).ok()? - 1 - dscale;
+            let w = p.div_euclid(4);
+            // the group spans exponents 4w+3 ..= 4w; its digits start at `at`
+            let width = usize::try_from(p - 4 * w + 1).ok()?;
+            let first = digits[at..(at + width).min(digits.len())]
+                .iter()
+                .fold(0u64, |acc, &d| acc * 10 + u64::from(d));
+            let missing = (at + width).saturating_sub(digits.len());
+            (w, first * 10u64.pow(u32::try_from(missing).ok()?))
+        }
+    };
+    let count_digits = i64::try_from(n.to_string().len()).ok()?;
+    let weight2 = (count_digits - 1).div_euclid(4);
+    let first2 = n / 10_000u64.pow(u32::try_from(weight2).ok()?);
+    let mut qweight = weight1 - weight2;
+    if first1 <= first2 {
+        qweight -= 1;
+    }
+    let rscale = (16 - qweight * 4).max(dscale).clamp(0, 1000);
+    // |sum| * 10^(rscale - dscale) / n, rounded half away from zero
+    let mut dividend = digits;
+    dividend.extend(std::iter::repeat_n(
+        0,
+        usize::try_from(rscale - dscale).ok()?,
+    ));
+    let mut quotient = Vec::with_capacity(dividend.len());
+    let mut rem: u128 = 0;
+    for d in dividend {
+        let cur = rem * 10 + u128::from(d);
+        quotient.push(u8::try_from(cur / u128::from(n)).ok()?);
+        rem = cur % u128::from(n);
+    }
+    if rem * 2 >= u128::from(n) {
+        let mut i = quotient.len();
+        loop {
+            if i == 0 {
+                quotient.insert(0, 1);
+                break;
+            }
+            i -= 1;
+            if quotient[i] == 9 {
+                quotient[i] = 0;
+            } else {
+                quotient[i] += 1;
+                break;
+            }
+        }
+    }
+    let scale = usize::try_from(rscale).ok()?;
+    while quotient.len() < scale + 1 {
+        quotient.insert(0, 0);
+    }
+    let split = quotient.len() - scale;
+    let text = |d: &[u8]| d.iter().map(|d| char::from(b'0' + d)).collect::<String>();
+    let int = text(&quotient[..split]);
+    let int = match int.trim_start_matches('0') {
+        "" => "0".to_string(),
+        s => s.to_string(),
+    };
+    let zero = quotient.iter().all(|&d| d == 0);
+    let sign = if neg && !zero { "-" } else { "" };
+    Some(if scale == 0 {
+        format!("{sign}{int}")
+    } else {
+        format!("{sign}{int}.{}", text(&quotient[split..]))
+    })
+}
+
 fn add_magnitudes(a: &[u8], b: &[u8]) -> Vec<u8> {
     let mut out = vec![0; a.len()];
     let mut carry = 0;
@@ -257,5 +360,32 @@ mod tests {
         assert_eq!(add_decimal("Infinity", "-Infinity").as_deref(), Some("NaN"));
         assert_eq!(add_decimal("-Infinity", "7").as_deref(), Some("-Infinity"));
         assert_eq!(add_decimal("1x", "2"), None);
+    }
+
+    #[test]
+    fn averages_divide_as_postgres() {
+        let avg = |s: &str, n: &str| numeric_avg(s, n).unwrap_or_default();
+        // each checked against PostgreSQL 15 (avg, or numeric / bigint)
+        assert_eq!(avg("3", "2"), "1.5000000000000000"); // avg(1, 2)
+        assert_eq!(avg("6", "3"), "2.0000000000000000");
+        assert_eq!(avg("-7", "3"), "-2.3333333333333333");
+        assert_eq!(avg("2", "3"), "0.66666666666666666667");
+        assert_eq!(avg("10000", "3"), "3333.3333333333333333");
+        assert_eq!(avg("12345", "1"), "12345.0000000000000000");
+        assert_eq!(avg("99999", "1"), "99999.000000000000");
+        assert_eq!(avg("9999.5", "3"), "3333.1666666666666667");
+        assert_eq!(
+            avg("123456789012345678901234567890.123", "7"),
+            "17636684144620811271604938270.018"
+        );
+        assert_eq!(avg("0.0000001", "3"), "0.000000033333333333333333");
+        assert_eq!(avg("0", "5"), "0.00000000000000000000");
+        assert_eq!(avg("-0.01", "3"), "-0.00333333333333333333");
+        assert_eq!(avg("1.25", "2"), "0.62500000000000000000");
+        assert_eq!(avg("-1", "3000000000"), "-0.0000000003333333333333333333");
+        assert_eq!(avg("NaN", "2"), "NaN");
+        assert_eq!(avg("-Infinity", "2"), "-Infinity");
+        assert_eq!(numeric_avg("1", "0"), None);
+        assert_eq!(numeric_avg("1.x", "2"), None);
     }
 }

@@ -104,7 +104,11 @@ impl Gather {
             return;
         }
         if let Some(m) = &self.merge {
-            messages::command_complete(out, &format!("SELECT {}", m.emitted));
+            // a merge that outgrew proxy.merge_row_limit fails as a whole
+            match m.overflow().map(str::to_string) {
+                Some(why) => self.fail("54000", &why),
+                None => messages::command_complete(out, &format!("SELECT {}", m.emitted)),
+            }
             return;
         }
         if let Some(prefix) = &self.prefix {

@@ -1,7 +1,11 @@
 //! The ordered merge of several shards' rows (simple protocol, text
 //! format): a k-way merge by the plan's sort keys that holds at most a few
 //! rows per shard, then OFFSET and LIMIT, with the hidden sort columns
-//! dropped before the client sees a row.
+//! dropped before the client sees a row. Grouped queries combine groups
+//! that meet, finish `avg`s, apply HAVING, and when the client's order is
+//! not the keys' sort the combined groups in memory: at most the plan's
+//! `row_limit` rows (`proxy.merge_row_limit`), else the statement fails
+//! with SQLSTATE 54000. Deep OFFSETs of streamed merges hold nothing.
 //!
 //! Values are compared as PostgreSQL orders them for the common types:
 //! integers, floats and numeric by value (NaN above everything), booleans,
@@ -14,9 +18,9 @@ use std::collections::VecDeque;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use shard_config::KeyType;
-use sql_rewrite::merge::{Combine, Dedupe, MergePlan, SortColumn};
+use sql_rewrite::merge::{Combine, CompareOp, Dedupe, MergePlan, Operand, Predicate, SortColumn};
 
-use super::aggregate::{combinable, combine_values, not_combinable};
+use super::aggregate::{combinable, combine_values, not_combinable, numeric_avg};
 
 use crate::protocol::frame::Frame;
 use crate::protocol::messages::{Malformed, Reader};
@@ -83,7 +87,20 @@ pub struct RowMerge {
     current: Option<Vec<Option<Vec<u8>>>>,
     /// Combining failed (a bigint sum out of range): the statement's error.
     pub failed: Option<String>,
+    /// Each column's type as the client sees it (an avg: numeric).
+    types: Vec<u32>,
+    /// The in-memory sort of combined groups (as `keys`).
+    final_keys: Vec<SortSpec>,
+    /// Combined groups waiting for that sort.
+    held: Vec<Vec<Option<Vec<u8>>>>,
+    /// The held groups were sorted and sent.
+    flushed: bool,
+    /// The merge needed more rows than `row_limit`.
+    overflow: Option<String>,
 }
+
+/// A sort key: column, comparison, descending, NULLs first.
+type SortSpec = (usize, Compare, bool, bool);
 
 impl RowMerge {
     /// A merge of the rows of `slots` by `plan`, with OFFSET/LIMIT resolved.
@@ -103,7 +120,17 @@ impl RowMerge {
             group_combine: Vec::new(),
             current: None,
             failed: None,
+            types: Vec::new(),
+            final_keys: Vec::new(),
+            held: Vec::new(),
+            flushed: false,
+            overflow: None,
         }
+    }
+
+    /// Why the merge failed for holding too many rows (SQLSTATE 54000).
+    pub fn overflow(&self) -> Option<&str> {
+        self.overflow.as_deref()
     }
 
     /// Reads the first RowDescription: resolves the sort columns and returns
@@ -158,24 +185,47 @@ impl RowMerge {
             };
             self.dedupe.push((column, cmp));
         }
+        self.types = fields.iter().map(|(_, oid, _)| *oid).collect();
         if let Some(g) = &self.plan.grouped {
+            if g.combine.len() != fields.len() {
+                return Ok(Err("the shards returned other columns than expected".into()));
+            }
             for (i, c) in g.combine.iter().enumerate() {
-                let Some((_, oid, _)) = fields.get(i) else {
-                    return Ok(Err("the shards returned other columns than expected".into()));
-                };
+                let oid = self.types[i];
                 match c {
-                    None => match Compare::of(*oid) {
-                        Some(cmp) => self.group_keys.push((i, cmp)),
+                    None => match Compare::of(oid) {
+                        Some(cmp) if g.keys.contains(&i) => self.group_keys.push((i, cmp)),
+                        Some(_) => {}
                         None => {
                             return Ok(Err(format!(
                                 "GROUP BY a column of type oid {oid} across shards is not supported yet"
                             )))
                         }
                     },
-                    Some(c) if !combinable(*c, *oid) => return Ok(Err(not_combinable(*c, *oid))),
+                    Some(c) if !combinable(*c, oid) => return Ok(Err(not_combinable(*c, oid))),
+                    Some(Combine::Avg { .. }) => self.types[i] = NUMERIC,
                     Some(_) => {}
                 }
-                self.group_combine.push(c.map(|c| (c, *oid)));
+                self.group_combine.push(c.map(|c| (c, oid)));
+            }
+            for k in &g.order {
+                let column = match &k.column {
+                    SortColumn::Visible(i) => *i,
+                    SortColumn::Hidden(i) => visible + i,
+                    SortColumn::Named(_) => usize::MAX,
+                };
+                let Some(cmp) = self.types.get(column).and_then(|&oid| Compare::of(oid)) else {
+                    return Ok(Err(
+                        "ORDER BY a column of this type across shards is not supported yet".into(),
+                    ));
+                };
+                self.final_keys
+                    .push((column, cmp, k.descending, k.nulls_first));
+            }
+            if let Some(h) = &g.having {
+                if let Err(why) = check_having(h, &self.types) {
+                    return Ok(Err(why));
+                }
             }
         }
         let mut out = BytesMut::new();
@@ -183,8 +233,19 @@ impl RowMerge {
         let at = out.len();
         out.put_i32(0);
         out.put_i16(i16::try_from(visible).unwrap_or(i16::MAX));
-        for (_, _, raw) in &fields[..visible] {
+        for (i, (_, _, raw)) in fields[..visible].iter().enumerate() {
+            let at = out.len();
             out.put_slice(raw);
+            // an avg: numeric, as one server describes it (the shards said sum's type)
+            if let (Some(Some((Combine::Avg { .. }, _))), Some(end)) =
+                (self.group_combine.get(i), out.len().checked_sub(2))
+            {
+                if end >= at + 10 {
+                    out[end - 10..end - 6].copy_from_slice(&NUMERIC.to_be_bytes());
+                    out[end - 6..end - 4].copy_from_slice(&(-1i16).to_be_bytes());
+                    out[end - 4..end].copy_from_slice(&(-1i32).to_be_bytes());
+                }
+            }
         }
         let len = i32::try_from(out.len() - at).unwrap_or(i32::MAX);
         out[at..at + 4].copy_from_slice(&len.to_be_bytes());
@@ -256,6 +317,10 @@ impl RowMerge {
                 // every shard is done: the last group is complete
                 if let Some(group) = self.current.take() {
                     self.emit_group(group, out);
+                }
+                if !self.final_keys.is_empty() && !self.flushed {
+                    self.flushed = true;
+                    self.flush(out);
                 }
                 return Ok(());
             };
@@ -335,8 +400,87 @@ impl RowMerge {
         Ok(cur)
     }
 
-    /// Sends a finished group (after OFFSET, within LIMIT).
-    fn emit_group(&mut self, group: Vec<Option<Vec<u8>>>, out: &mut BytesMut) {
+    /// A finished group: its averages divided, then dropped by HAVING,
+    /// held for the final sort, or sent (after OFFSET, within LIMIT).
+    fn emit_group(&mut self, mut group: Vec<Option<Vec<u8>>>, out: &mut BytesMut) {
+        for (i, c) in self.group_combine.iter().enumerate() {
+            let Some((Combine::Avg { count }, _)) = c else {
+                continue;
+            };
+            let n = group.get(*count).cloned().flatten();
+            let Some(slot) = group.get_mut(i) else {
+                continue;
+            };
+            *slot = match (slot.take(), n) {
+                (Some(sum), Some(n)) => {
+                    let (sum, n) = (String::from_utf8_lossy(&sum), String::from_utf8_lossy(&n));
+                    match numeric_avg(&sum, &n) {
+                        Some(v) => Some(v.into_bytes()),
+                        None => {
+                            self.failed
+                                .get_or_insert_with(|| format!("cannot divide {sum} by {n}"));
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
+        }
+        if let Some(h) = self.plan.grouped.as_ref().and_then(|g| g.having.as_ref()) {
+            if eval(h, &group, &self.types) != Some(true) {
+                return;
+            }
+        }
+        if self.final_keys.is_empty() {
+            self.send(&group, out);
+            return;
+        }
+        if self.overflow.is_some() {
+            return;
+        }
+        self.held.push(group);
+        if self.held.len() > self.plan.row_limit {
+            // With a LIMIT only the first offset + limit groups matter.
+            let keep = self.limit.map(|l| l.saturating_add(self.offset));
+            match keep.and_then(|k| usize::try_from(k).ok()) {
+                Some(k) if k < self.plan.row_limit => {
+                    self.sort_held();
+                    self.held.truncate(k);
+                }
+                _ => {
+                    self.held = Vec::new();
+                    self.overflow = Some(format!(
+                        "this cross-shard query must sort more than {n} combined groups in the proxy, more than proxy.merge_row_limit = {n} allows: add a LIMIT, narrow the query, or raise merge_row_limit",
+                        n = self.plan.row_limit
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Sorts the held groups by the client's order.
+    fn sort_held(&mut self) {
+        let keys = &self.final_keys;
+        self.held.sort_by(|a, b| {
+            let ra: Vec<Option<&[u8]>> = a.iter().map(Option::as_deref).collect();
+            let rb: Vec<Option<&[u8]>> = b.iter().map(Option::as_deref).collect();
+            compare_rows(keys, &ra, &rb)
+        });
+    }
+
+    /// Sends the held groups in the client's order.
+    fn flush(&mut self, out: &mut BytesMut) {
+        if self.overflow.is_some() {
+            return;
+        }
+        self.sort_held();
+        for group in std::mem::take(&mut self.held) {
+            self.send(&group, out);
+        }
+    }
+
+    /// Sends a group's visible columns (after OFFSET, within LIMIT).
+    fn send(&mut self, group: &[Option<Vec<u8>>], out: &mut BytesMut) {
         if self.limit.is_some_and(|l| self.emitted >= l) {
             return;
         }
@@ -345,7 +489,8 @@ impl RowMerge {
             return;
         }
         self.emitted += 1;
-        let values: Vec<Option<&[u8]>> = group.iter().map(Option::as_deref).collect();
+        let visible = group.len().saturating_sub(self.plan.hidden);
+        let values: Vec<Option<&[u8]>> = group[..visible].iter().map(Option::as_deref).collect();
         crate::protocol::messages::data_row_bytes(out, &values);
     }
 
@@ -369,42 +514,210 @@ impl RowMerge {
     }
 
     fn compare(&self, a: &Bytes, b: &Bytes) -> Result<Ordering, Malformed> {
-        let (ra, rb) = (data_row(a)?, data_row(b)?);
-        for &(col, cmp, desc, nulls_first) in &self.keys {
-            let (x, y) = (
-                ra.get(col).copied().flatten(),
-                rb.get(col).copied().flatten(),
-            );
-            let ord = match (x, y) {
-                (None, None) => Ordering::Equal,
-                (None, Some(_)) => {
-                    if nulls_first {
-                        Ordering::Less
-                    } else {
-                        Ordering::Greater
-                    }
+        Ok(compare_rows(&self.keys, &data_row(a)?, &data_row(b)?))
+    }
+}
+
+/// The numeric type oid.
+const NUMERIC: u32 = 1700;
+
+/// Two rows' order by `keys`.
+fn compare_rows(keys: &[SortSpec], ra: &[Option<&[u8]>], rb: &[Option<&[u8]>]) -> Ordering {
+    for &(col, cmp, desc, nulls_first) in keys {
+        let (x, y) = (
+            ra.get(col).copied().flatten(),
+            rb.get(col).copied().flatten(),
+        );
+        let ord = match (x, y) {
+            (None, None) => Ordering::Equal,
+            (None, Some(_)) => {
+                if nulls_first {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
                 }
-                (Some(_), None) => {
-                    if nulls_first {
-                        Ordering::Greater
-                    } else {
-                        Ordering::Less
-                    }
-                }
-                (Some(x), Some(y)) => {
-                    let o = compare_values(cmp, x, y);
-                    if desc {
-                        o.reverse()
-                    } else {
-                        o
-                    }
-                }
-            };
-            if ord != Ordering::Equal {
-                return Ok(ord);
             }
+            (Some(_), None) => {
+                if nulls_first {
+                    Ordering::Greater
+                } else {
+                    Ordering::Less
+                }
+            }
+            (Some(x), Some(y)) => {
+                let o = compare_values(cmp, x, y);
+                if desc {
+                    o.reverse()
+                } else {
+                    o
+                }
+            }
+        };
+        if ord != Ordering::Equal {
+            return ord;
         }
-        Ok(Ordering::Equal)
+    }
+    Ordering::Equal
+}
+
+/// A HAVING operand's type (`None`: a constant) and value (`None`: NULL).
+fn operand<'a>(
+    o: &'a Operand,
+    row: &'a [Option<Vec<u8>>],
+    types: &[u32],
+) -> (Option<u32>, Option<&'a [u8]>) {
+    match o {
+        Operand::Column(c) => (
+            types.get(*c).copied(),
+            row.get(*c).and_then(|v| v.as_deref()),
+        ),
+        Operand::Literal(v) => (None, Some(v.as_bytes())),
+        Operand::Null => (None, None),
+    }
+}
+
+/// A HAVING condition on a combined group: `None` is SQL's unknown.
+fn eval(p: &Predicate, row: &[Option<Vec<u8>>], types: &[u32]) -> Option<bool> {
+    match p {
+        Predicate::And(a, b) => match (eval(a, row, types), eval(b, row, types)) {
+            (Some(false), _) | (_, Some(false)) => Some(false),
+            (Some(true), Some(true)) => Some(true),
+            _ => None,
+        },
+        Predicate::Or(a, b) => match (eval(a, row, types), eval(b, row, types)) {
+            (Some(true), _) | (_, Some(true)) => Some(true),
+            (Some(false), Some(false)) => Some(false),
+            _ => None,
+        },
+        Predicate::Not(a) => eval(a, row, types).map(|v| !v),
+        Predicate::IsNull(o, negated) => Some(operand(o, row, types).1.is_none() != *negated),
+        Predicate::Truth(o) => operand(o, row, types).1.map(|v| v == b"t"),
+        Predicate::Compare(l, op, r) => {
+            let (tl, vl) = operand(l, row, types);
+            let (tr, vr) = operand(r, row, types);
+            let ord = compare_having(tl, vl?, tr, vr?)?;
+            Some(match op {
+                CompareOp::Eq => ord == Ordering::Equal,
+                CompareOp::NotEq => ord != Ordering::Equal,
+                CompareOp::Lt => ord == Ordering::Less,
+                CompareOp::LtEq => ord != Ordering::Greater,
+                CompareOp::Gt => ord == Ordering::Greater,
+                CompareOp::GtEq => ord != Ordering::Less,
+            })
+        }
+    }
+}
+
+/// How two HAVING operands of these types (`None`: a constant) compare:
+/// numbers of any integer or numeric type by value, float with numbers as
+/// float8, other types with their own kind only.
+fn having_kind(a: Option<u32>, b: Option<u32>) -> Option<Compare> {
+    let numeric = |c: Compare| matches!(c, Compare::Int | Compare::Numeric);
+    match (a.map(Compare::of), b.map(Compare::of)) {
+        (Some(Some(x)), None) | (None, Some(Some(x))) => Some(if x == Compare::Int {
+            Compare::Numeric
+        } else {
+            x
+        }),
+        (Some(Some(x)), Some(Some(y))) if x == y => Some(if x == Compare::Int {
+            Compare::Numeric
+        } else {
+            x
+        }),
+        (Some(Some(x)), Some(Some(y))) if numeric(x) && numeric(y) => Some(Compare::Numeric),
+        (Some(Some(x)), Some(Some(y)))
+            if (x == Compare::Float && numeric(y)) || (y == Compare::Float && numeric(x)) =>
+        {
+            Some(Compare::Float)
+        }
+        _ => None,
+    }
+}
+
+/// Two non-NULL HAVING values in PostgreSQL's order.
+fn compare_having(ta: Option<u32>, a: &[u8], tb: Option<u32>, b: &[u8]) -> Option<Ordering> {
+    let kind = having_kind(ta, tb)?;
+    if kind == Compare::Bool {
+        return Some(bool_text(a)?.cmp(bool_text(b)?));
+    }
+    Some(compare_values(kind, a, b))
+}
+
+/// A boolean's text as PostgreSQL reads it: `t` or `f`.
+fn bool_text(v: &[u8]) -> Option<&'static [u8]> {
+    let v = std::str::from_utf8(v).ok()?.trim().to_ascii_lowercase();
+    match v.as_str() {
+        "t" | "true" | "yes" | "on" | "1" | "y" => Some(b"t"),
+        "f" | "false" | "no" | "off" | "0" | "n" => Some(b"f"),
+        _ => None,
+    }
+}
+
+/// Checks that every HAVING comparison can be made exactly with these
+/// column types: the reason when one cannot.
+fn check_having(p: &Predicate, types: &[u32]) -> Result<(), String> {
+    let ty = |o: &Operand| match o {
+        Operand::Column(c) => types.get(*c).copied(),
+        _ => None,
+    };
+    match p {
+        Predicate::And(a, b) | Predicate::Or(a, b) => {
+            check_having(a, types)?;
+            check_having(b, types)
+        }
+        Predicate::Not(a) => check_having(a, types),
+        Predicate::IsNull(..) => Ok(()),
+        Predicate::Truth(o) => match (o, ty(o)) {
+            (Operand::Column(_), Some(16)) | (Operand::Literal(_), _) => Ok(()),
+            (_, t) => Err(format!(
+                "HAVING uses a column of type oid {} as a condition",
+                t.unwrap_or(0)
+            )),
+        },
+        Predicate::Compare(l, _, r) => {
+            let Some(kind) = having_kind(ty(l), ty(r)) else {
+                return Err(format!(
+                    "HAVING compares values of type oids {} and {} across shards, which is not supported yet",
+                    ty(l).unwrap_or(0),
+                    ty(r).unwrap_or(0)
+                ));
+            };
+            for o in [l, r] {
+                if let Operand::Literal(v) = o {
+                    if !literal_fits(kind, v) {
+                        return Err(format!(
+                            "HAVING compares with the constant '{v}', which the proxy cannot compare exactly with that column across shards"
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Whether constant `v` reads as a value of `kind` the way the server
+/// would read it.
+fn literal_fits(kind: Compare, v: &str) -> bool {
+    let decimal = |v: &str| {
+        let v = v.strip_prefix('-').unwrap_or(v);
+        let (i, f) = v.split_once('.').unwrap_or((v, ""));
+        !(i.is_empty() && f.is_empty()) && i.bytes().chain(f.bytes()).all(|c| c.is_ascii_digit())
+    };
+    match kind {
+        Compare::Int | Compare::Numeric => {
+            decimal(v) || matches!(v, "NaN" | "Infinity" | "-Infinity")
+        }
+        Compare::Float => decimal(v) || matches!(v, "NaN" | "Infinity" | "-Infinity"),
+        Compare::Bool => bool_text(v.as_bytes()).is_some(),
+        Compare::Bytes => true,
+        Compare::Time(ty) => {
+            // a timestamptz without an offset would be read in the session's time zone
+            let zoned = ty != KeyType::Timestamptz
+                || v.get(10..)
+                    .is_some_and(|t| t.contains(['+', '-', 'Z', 'z']) || t.ends_with("UTC"));
+            zoned && shard_config::time::parse_time_text(v, ty).is_some()
+        }
     }
 }
 

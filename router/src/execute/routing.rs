@@ -22,6 +22,7 @@ pub struct Routing {
     names: Vec<&'static str>,
     default_shard: usize,
     allow_scatter_writes: bool,
+    merge_row_limit: usize,
     /// `true` when the config shards or broadcasts any table.
     pub sharded: bool,
     plans: Mutex<HashMap<String, Arc<Plan>>>,
@@ -48,6 +49,7 @@ impl Routing {
             names,
             default_shard,
             allow_scatter_writes: config.routing.allow_scatter_writes,
+            merge_row_limit: config.proxy.merge_row_limit,
             plans: Mutex::new(HashMap::new()),
             ids: Mutex::new(Snowflake::new(config.proxy.node_id, Layout::default())?),
         })
@@ -60,6 +62,7 @@ impl Routing {
             shards: &self.names,
             default_shard: self.default_shard,
             allow_scatter_writes: self.allow_scatter_writes,
+            merge_row_limit: self.merge_row_limit,
         })
     }
 

@@ -51,6 +51,8 @@ pub struct Topology<'a> {
     pub default_shard: usize,
     /// `routing.allow_scatter_writes`.
     pub allow_scatter_writes: bool,
+    /// `proxy.merge_row_limit`: most rows a cross-shard merge may hold.
+    pub merge_row_limit: usize,
 }
 
 /// One `$n` value of an execution, as Bind carries it.
@@ -386,21 +388,22 @@ fn analyse(statement: Statement, topo: &Topology<'_>) -> Result<Option<Analysed>
         _ => None,
     };
     let merge = match &statement {
-        Statement::Query(q) if !explain => Some(crate::merge::plan(q).map_err(|e| e.to_string())),
+        Statement::Query(q) if !explain => {
+            Some(crate::merge::plan(q, topo.map).map_err(|e| e.to_string()))
+        }
         _ => None,
     };
-    // Aggregates the merge combines need no other merging.
+    // What the merge plan handles needs no other merging; what it refuses
+    // is refused with its reason.
     let needs_merge = match (&merge, needs_merge, &statement) {
-        (Some(Ok(p)), Some("aggregate function"), _) if !p.aggregates.is_empty() => None,
-        (Some(Err(_)), Some("aggregate function" | "DISTINCT" | "GROUP BY"), _) => None,
-        (Some(Ok(p)), Some("GROUP BY"), _) if p.grouped.is_some() => None,
-        // DISTINCT is merged; anything else in the query still counts
-        (Some(Ok(p)), Some("DISTINCT"), Statement::Query(q)) if p.distinct.is_some() => {
+        (Some(Err(_)), Some("aggregate function" | "DISTINCT" | "GROUP BY" | "HAVING"), _) => None,
+        (Some(Ok(p)), Some(what), Statement::Query(q)) if merged(p, what) => {
+            // DISTINCT is merged; anything else in the query still counts
             let mut plain = q.clone();
             if let sqlparser::ast::SetExpr::Select(s) = plain.body.as_mut() {
                 s.distinct = None;
             }
-            refusal::needs_grouping(&plain)
+            refusal::needs_grouping(&plain).filter(|w| !merged(p, w))
         }
         (_, n, _) => n,
     };
@@ -459,6 +462,17 @@ fn analyse(statement: Statement, topo: &Topology<'_>) -> Result<Option<Analysed>
         key_change,
         insert,
     }))
+}
+
+/// Whether merge plan `p` answers construct `what` (from
+/// [`refusal::needs_grouping`]).
+fn merged(p: &MergePlan, what: &str) -> bool {
+    match what {
+        "aggregate function" | "HAVING" => !p.aggregates.is_empty() || p.grouped.is_some(),
+        "GROUP BY" => p.grouped.is_some() || p.groups_per_shard,
+        "DISTINCT" => p.distinct.is_some(),
+        _ => false,
+    }
 }
 
 /// The shards (and interval-table suffixes) a sharded occurrence can touch.
@@ -623,7 +637,10 @@ impl Analysed {
                         s.sql = Some(sql.clone());
                     }
                 }
-                route.merge = Some(plan.clone());
+                route.merge = Some(MergePlan {
+                    row_limit: topo.merge_row_limit,
+                    ..plan.clone()
+                });
             }
         }
         Ok(route)

@@ -82,6 +82,8 @@ pub struct Items {
     pub client: tokio_postgres::Client,
     /// A client of the reference.
     pub reference_client: tokio_postgres::Client,
+    /// The proxy's configuration.
+    pub config: String,
 }
 
 /// Starts `n` shards, a reference and a proxy (with `extra` appended to its
@@ -131,5 +133,6 @@ pub async fn start(n: usize, extra: &str) -> Items {
         proxy,
         client,
         reference_client,
+        config,
     }
 }

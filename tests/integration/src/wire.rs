@@ -165,7 +165,8 @@ pub async fn round_trip(s: &mut TcpStream, messages: &[Vec<u8>]) -> Exchange {
             }
             b'T' => {
                 ex.tags.push('T');
-                ex.formats = row_formats(&body);
+                ex.columns = row_description(&body);
+                ex.formats = ex.columns.iter().map(|c| c.2).collect();
             }
             b'C' => {
                 ex.tags.push('C');
@@ -190,6 +191,8 @@ pub struct Exchange {
     pub rows: Vec<Vec<Option<Vec<u8>>>>,
     /// The RowDescription's format codes.
     pub formats: Vec<i16>,
+    /// The RowDescription's columns: name, type oid, format code.
+    pub columns: Vec<(String, u32, i16)>,
     /// The CommandComplete tag.
     pub tag: String,
     /// SQLSTATE and message of an error.
@@ -213,14 +216,23 @@ fn data_row(body: &[u8]) -> Vec<Option<Vec<u8>>> {
     values
 }
 
-fn row_formats(body: &[u8]) -> Vec<i16> {
+fn row_description(body: &[u8]) -> Vec<(String, u32, i16)> {
     let n = i16::from_be_bytes([body[0], body[1]]) as usize;
     let mut at = 2;
-    let mut formats = Vec::with_capacity(n);
+    let mut columns = Vec::with_capacity(n);
     for _ in 0..n {
-        at += body[at..].iter().position(|&b| b == 0).unwrap_or(0) + 1 + 16;
-        formats.push(i16::from_be_bytes([body[at], body[at + 1]]));
-        at += 2;
+        let end = at + body[at..].iter().position(|&b| b == 0).unwrap_or(0);
+        let name = String::from_utf8_lossy(&body[at..end]).into_owned();
+        let field = |i: usize| &body[end + 1 + i..];
+        let oid = u32::from_be_bytes(field(6)[..4].try_into().expect("type oid"));
+        let format = i16::from_be_bytes(field(16)[..2].try_into().expect("format"));
+        columns.push((name, oid, format));
+        at = end + 1 + 18;
     }
-    formats
+    columns
+}
+
+/// A simple Query message.
+pub fn query(sql: &str) -> Vec<u8> {
+    msg(b'Q', format!("{sql}\0").as_bytes())
 }

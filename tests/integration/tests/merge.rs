@@ -3,10 +3,24 @@
 //! ORDER BY / LIMIT / OFFSET query must return exactly the reference's rows
 //! in the reference's order. Text keys include mixed case and non-ASCII
 //! strings; the servers use the C collation, which is the order the merge
-//! uses (see README).
+//! uses (see README). Averages, HAVING and sorts of combined groups are
+//! compared digit for digit; a second proxy with a tiny
+//! `merge_row_limit` shows the limit (54000) and that deep OFFSETs stream.
 
-use integration::{config_for_shards, Cluster, ClusterOptions, Proxy};
+use integration::items::{self, Items};
+use integration::wire;
+use integration::Proxy;
 use tokio_postgres::{Client, SimpleQueryMessage};
+
+/// The (name, type oid) of each column of the RowDescription the client
+/// gets for a simple query (a raw connection: tokio-postgres does not show
+/// simple-query types).
+async fn described_types(proxy: &Proxy, sql: &str) -> Vec<(String, u32)> {
+    let mut s = wire::raw_login(proxy.port).await;
+    let ex = wire::round_trip(&mut s, &[wire::query(sql)]).await;
+    assert!(ex.error.is_none(), "{sql}: {:?}", ex.error);
+    ex.columns.into_iter().map(|(n, t, _)| (n, t)).collect()
+}
 
 /// Every row of a simple query, as text.
 async fn rows(c: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>, String> {
@@ -26,103 +40,55 @@ async fn rows(c: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>, String>
         .collect())
 }
 
-/// 300 rows with NULLs, duplicates, negative and special values.
-fn data() -> String {
-    let names = [
-        "a", "B", "b", "Zed", "zed", "Zoë", "ábc", "Émile", "émile", "", "a b", "ä", "Ω", "z",
-    ];
+/// 12 000 rows (groups of 2 400) of every integer width and numerics of
+/// mixed scales, negatives and NULLs, in `batch` of 4 INSERTs.
+fn vals(batch: usize) -> String {
     let mut values = Vec::new();
-    for i in 0..300i64 {
-        let grp = if i % 11 == 0 {
-            "NULL".to_string()
-        } else {
-            (i % 7 - 3).to_string()
-        };
-        let price = match i % 13 {
+    for i in (batch * 3000) as i64..((batch + 1) * 3000) as i64 {
+        let n = match i % 5 {
             0 => "NULL".to_string(),
-            1 => "'NaN'".to_string(),
-            _ => format!("{}.{:02}", (i * 37) % 200 - 100, (i * 7) % 100),
+            1 => format!("{}", (i * 31) % 1000 - 500),
+            2 => format!("{}.{}", (i * 17) % 100, i % 10),
+            3 => format!("-{}.{:03}", (i * 7) % 50, (i * 13) % 1000),
+            _ => format!("{}.{:05}", (i * 3) % 9000, (i * 7919) % 100_000),
         };
-        let score = match i % 17 {
-            0 => "NULL".to_string(),
-            1 => "'NaN'".to_string(),
-            2 => "'-Infinity'".to_string(),
-            3 => "'Infinity'".to_string(),
-            _ => format!("{}", ((i * 7919) % 1000) as f64 / 8.0 - 60.0),
-        };
-        let name = if i % 19 == 0 {
+        let n2 = if i % 7 == 0 {
             "NULL".to_string()
         } else {
-            format!("'{}'", names[(i as usize * 5) % names.len()])
-        };
-        let flag = match i % 3 {
-            0 => "true",
-            1 => "false",
-            _ => "NULL",
-        };
-        let at = if i % 23 == 0 {
-            "NULL".to_string()
-        } else {
-            format!(
-                "'2026-{:02}-{:02} {:02}:{:02}:00+0{}'",
-                i % 12 + 1,
-                i % 28 + 1,
-                i % 24,
-                i % 60,
-                i % 3
-            )
-        };
-        let day = if i % 29 == 0 {
-            "NULL".to_string()
-        } else {
-            format!("'2025-{:02}-{:02}'", i % 12 + 1, (i * 3) % 28 + 1)
+            format!("{}.{:02}", (i * 7) % 20_000 - 10_000, i % 100)
         };
         values.push(format!(
-            "({}, {grp}, {price}, {score}, {name}, {flag}, {at}, {day})",
-            i * 7 - 400
+            "({}, {}, {}, {}, {}, {n}, {n2})",
+            i * 13 - 50_000,
+            i % 5,
+            (i * 7) % 20_000 - 10_000,
+            (i * 7919) % 2_000_001 - 1_000_000,
+            (i * 982_451_653) % 1_000_000_000_007 - 500_000_000_000,
         ));
     }
     format!(
-        "INSERT INTO items (id, grp, price, score, name, flag, at, day) VALUES {}",
+        "INSERT INTO vals (id, k, i2, i4, i8, n, n2) VALUES {}",
         values.join(", ")
     )
 }
 
-const SCHEMA: &str = "CREATE TABLE items (id bigint PRIMARY KEY, grp int, price numeric(10,2), score float8, name text, flag bool, at timestamptz, day date)";
+const VALS: &str = "CREATE TABLE vals (id bigint PRIMARY KEY, k int, i2 smallint, i4 int, i8 bigint, n numeric, n2 numeric(12,2))";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ordered_merges_equal_one_database() {
-    let opts = ClusterOptions {
-        replicas: 1,
-        ..Default::default()
-    };
-    let shards = Cluster::start_many(2, opts).expect("shards");
-    let reference = Cluster::start(ClusterOptions {
-        replicas: 0,
-        ..Default::default()
-    })
-    .expect("reference");
-    let refs: Vec<&Cluster> = shards.iter().collect();
-    let config = format!(
-        "{}\n[tables.items]\nsharding_key = \"id\"\n",
-        config_for_shards(&refs)
-    );
-    let proxy = Proxy::start(&config).expect("proxy");
-    let c = proxy.connect("shop", "shop").await.expect("connect");
-    let r = reference.primary.connect("shop").await.expect("reference");
-    for sql in [SCHEMA.to_string(), data()] {
+    let Items {
+        shards: _shards,
+        reference: _reference,
+        proxy,
+        client: c,
+        reference_client: r,
+        config,
+    } = items::start(2, "[tables.vals]\nsharding_key = \"id\"\n").await;
+    let mut setup = vec![VALS.to_string()];
+    setup.extend((0..4).map(vals));
+    for sql in setup {
         c.batch_execute(&sql).await.expect("through shardgate");
         r.batch_execute(&sql).await.expect("reference");
-    }
-    for s in &shards {
-        s.wait_replicated().await.expect("replicated");
-        let d = s.primary.connect("shop").await.expect("direct");
-        let n: i64 = d
-            .query_one("SELECT count(*) FROM items", &[])
-            .await
-            .expect("count")
-            .get(0);
-        assert!(n > 100, "both shards hold rows ({n})");
     }
 
     let queries = [
@@ -169,6 +135,45 @@ async fn ordered_merges_equal_one_database() {
         "SELECT bool_and(flag) FROM items WHERE flag",
         "SELECT count(*), sum(id), min(id), max(name) FROM items WHERE id < -1000",
         "SELECT count(*) FILTER (WHERE grp > 0), sum(id) FILTER (WHERE flag) FROM items",
+        "SELECT count(*) FROM items ORDER BY 1 LIMIT 1",
+        "SELECT count(*) FROM items OFFSET 1",
+        // avg: shards' sums and counts, divided as one server divides
+        "SELECT avg(i2), avg(i4), avg(i8), avg(n), avg(n2), count(*) FROM vals",
+        "SELECT avg(n) FROM vals WHERE n IS NULL",
+        "SELECT avg(i4), avg(n2) FROM vals WHERE id < -1000000",
+        "SELECT k, avg(i2), avg(i4), avg(i8), avg(n), avg(n2), count(n) FROM vals GROUP BY k ORDER BY k",
+        "SELECT k, avg(n) AS mean, avg(i8) FROM vals WHERE i4 < 0 GROUP BY k ORDER BY k DESC",
+        "SELECT avg(n2) FILTER (WHERE i4 > 0), avg(i8) FILTER (WHERE k = 1), avg(i2) FILTER (WHERE k = 9) FROM vals",
+        "SELECT k, avg(n), avg(i4) FROM vals WHERE id % 1000 = 7 GROUP BY k ORDER BY k",
+        "SELECT avg(n) FROM vals WHERE id IN (-50000, -49987, -49974)",
+        "SELECT avg(price), avg(grp), avg(id) FROM items",
+        "SELECT avg(price), avg(grp) FROM items WHERE price <> 'NaN'",
+        "SELECT grp, avg(price), avg(id) FROM items WHERE price <> 'NaN' GROUP BY grp ORDER BY grp",
+        // HAVING: evaluated after groups combine
+        "SELECT grp, count(*) FROM items GROUP BY grp HAVING count(*) > 40 ORDER BY grp",
+        "SELECT name, sum(price), max(at) FROM items GROUP BY name HAVING sum(price) >= -50.5 AND (max(at) IS NULL OR NOT bool_or(flag)) OR name = 'Zoë' ORDER BY name",
+        "SELECT grp, avg(price) FROM items WHERE price <> 'NaN' GROUP BY grp HAVING avg(price) < 5 AND count(price) <> 0 ORDER BY 1 LIMIT 3",
+        "SELECT count(*) FROM items HAVING count(*) > 5",
+        "SELECT count(*) FROM items HAVING count(*) > 500",
+        "SELECT k, avg(n) FROM vals GROUP BY k HAVING avg(n) > 100 ORDER BY k",
+        "SELECT k FROM vals GROUP BY k HAVING avg(i8) < 0 OR min(n2) = -9993.00 ORDER BY k",
+        "SELECT flag, min(day) FROM items GROUP BY flag HAVING min(day) > '2025-01-05' ORDER BY flag",
+        "SELECT grp FROM items GROUP BY grp HAVING max(score) > 10 ORDER BY grp",
+        "SELECT grp, count(*) FROM items GROUP BY grp HAVING grp IS NULL OR grp <> 0 ORDER BY grp",
+        "SELECT grp FROM items GROUP BY grp HAVING NOT (max(name) < 'b') ORDER BY grp",
+        // GROUP BY the sharding key: groups complete on each shard
+        "SELECT id, count(*), avg(price), count(DISTINCT name), string_agg(name, ',') FROM items GROUP BY id HAVING count(*) = 1 AND avg(price) > 0 ORDER BY id LIMIT 20",
+        "SELECT id, grp, avg(score) FROM items GROUP BY grp, id ORDER BY 3 DESC NULLS LAST, id LIMIT 15",
+        "SELECT k, id, count(DISTINCT n) FROM vals GROUP BY id, k ORDER BY id DESC LIMIT 7 OFFSET 100",
+        // ORDER BY aggregates: combined groups sorted in the proxy
+        "SELECT grp, count(*) FROM items GROUP BY grp ORDER BY count(*) DESC, grp",
+        "SELECT name, count(*), sum(price) FROM items GROUP BY name ORDER BY 2 DESC, 1 LIMIT 5 OFFSET 1",
+        "SELECT k, avg(i8) FROM vals GROUP BY k ORDER BY avg(i8), k",
+        "SELECT grp FROM items GROUP BY grp ORDER BY max(name) DESC NULLS LAST, grp",
+        "SELECT count(*) FROM items GROUP BY grp ORDER BY grp",
+        "SELECT grp AS g, count(*) AS n FROM items GROUP BY g ORDER BY n DESC, g",
+        "SELECT id AS i, avg(price) FROM items GROUP BY i HAVING avg(price) < 0 ORDER BY i LIMIT 9",
+        "SELECT price, count(*) FROM items GROUP BY price ORDER BY count(*) DESC, price LIMIT 10",
     ];
     for sql in queries {
         let want = rows(&r, sql)
@@ -182,6 +187,8 @@ async fn ordered_merges_equal_one_database() {
 
     // Without ORDER BY the order is not defined: the same rows, in any order.
     for sql in [
+        "SELECT k, avg(n2), count(*) FROM vals GROUP BY k",
+        "SELECT grp, max(name) FROM items GROUP BY grp HAVING count(*) >= 40",
         "SELECT DISTINCT name FROM items",
         "SELECT DISTINCT grp, flag FROM items",
         "SELECT DISTINCT ON (grp) grp FROM items",
@@ -209,23 +216,51 @@ async fn ordered_merges_equal_one_database() {
         assert_eq!(got.len(), n, "{sql}");
     }
 
-    // Aggregates that cannot be combined exactly are refused.
+    // The client sees numeric for an avg, as from one server (the shards
+    // computed sum: bigint for int4).
+    assert_eq!(
+        described_types(
+            &proxy,
+            "SELECT k, avg(i4) AS m, avg(n), count(*) FROM vals GROUP BY k"
+        )
+        .await,
+        [
+            ("k".to_string(), 23),
+            ("m".to_string(), 1700),
+            ("avg".to_string(), 1700),
+            ("count".to_string(), 20)
+        ]
+    );
+    assert_eq!(
+        described_types(&proxy, "SELECT avg(i2) FROM vals").await,
+        [("avg".to_string(), 1700)]
+    );
+
+    // What cannot be combined exactly is refused.
     for (sql, words) in [
-        ("SELECT avg(price) FROM items", "aggregate function avg"),
         ("SELECT sum(score) FROM items", "floating-point"),
+        ("SELECT avg(score) FROM items", "avg of a floating-point"),
+        (
+            "SELECT grp, avg(score) FROM items GROUP BY grp",
+            "avg of a floating-point",
+        ),
         ("SELECT count(DISTINCT name) FROM items", "count(DISTINCT"),
+        (
+            "SELECT grp, count(DISTINCT name) FROM items GROUP BY grp",
+            "count(DISTINCT",
+        ),
         ("SELECT count(*), 1 FROM items", "next to aggregates"),
         (
-            "SELECT grp, count(*) FROM items GROUP BY grp HAVING count(*) > 3",
-            "HAVING",
+            "SELECT grp, count(*) FROM items GROUP BY grp HAVING count(*) IN (3, 4)",
+            "HAVING count(*) IN (3, 4)",
         ),
         (
-            "SELECT grp, count(*) FROM items GROUP BY grp ORDER BY 2",
-            "ORDER BY other than the group keys",
+            "SELECT grp FROM items GROUP BY grp HAVING max(at) > '2026-01-01'",
+            "constant '2026-01-01'",
         ),
         (
-            "SELECT grp, avg(price) FROM items GROUP BY grp",
-            "aggregate function avg",
+            "SELECT grp, count(*) FROM items GROUP BY grp ORDER BY grp * 2",
+            "neither a group key nor an aggregate",
         ),
         (
             "SELECT DISTINCT grp, count(*) FROM items GROUP BY grp",
@@ -233,7 +268,7 @@ async fn ordered_merges_equal_one_database() {
         ),
         (
             "SELECT lower(name), count(*) FROM items GROUP BY name",
-            "not in the select list",
+            "in a grouped select list",
         ),
         ("SELECT DISTINCT * FROM items", "DISTINCT *"),
     ] {
@@ -242,6 +277,43 @@ async fn ordered_merges_equal_one_database() {
             err.starts_with("0A000") && err.contains(words),
             "{sql}: {err}"
         );
+    }
+
+    // A merge that would hold more rows than merge_row_limit fails with
+    // 54000 and the session goes on; streamed merges hold nothing, however
+    // deep their OFFSET.
+    let small =
+        Proxy::start(&config.replace("pool_size = 20\n", "pool_size = 20\nmerge_row_limit = 50\n"))
+            .expect("proxy with merge_row_limit = 50");
+    let c2 = small.connect("shop", "shop").await.expect("connect");
+    let many = "SELECT price, count(*) FROM items GROUP BY price ORDER BY count(*) DESC, price";
+    assert!(rows(&r, many).await.expect("reference").len() > 50);
+    for _ in 0..2 {
+        let err = rows(&c2, many).await.expect_err("over the limit");
+        assert!(
+            err.starts_with("54000") && err.contains("merge_row_limit = 50"),
+            "{err}"
+        );
+        assert_eq!(
+            rows(&c2, "SELECT 1").await.expect("session alive"),
+            [[Some("1".to_string())]]
+        );
+    }
+    for sql in [
+        "SELECT id FROM items ORDER BY id OFFSET 250",
+        "SELECT id, name FROM items ORDER BY name, id LIMIT 10 OFFSET 280",
+        "SELECT DISTINCT price FROM items ORDER BY price OFFSET 100",
+        "SELECT price, count(*) FROM items GROUP BY price ORDER BY price OFFSET 120",
+        "SELECT price, count(*) FROM items GROUP BY price ORDER BY count(*) DESC, price LIMIT 10 OFFSET 5",
+        "SELECT k, avg(n) FROM vals GROUP BY k ORDER BY 2",
+    ] {
+        let want = rows(&r, sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: reference: {e}"));
+        let got = rows(&c2, sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: limited shardgate: {e}"));
+        assert_eq!(got, want, "{sql}");
     }
 
     // A sort on a type the merge does not know is refused, not misordered.

@@ -53,6 +53,7 @@ async fn prepared_cross_shard_statements_equal_one_database() {
         proxy,
         client: c,
         reference_client: r,
+        ..
     } = items::start(2, "[tables.colors]\nbroadcast = true\n").await;
 
     // Ordered: the same rows in the same order, byte for byte in binary.
