@@ -23,6 +23,8 @@
 
 #![warn(missing_docs)]
 
+pub mod querygen;
+
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fmt::Write as _;
