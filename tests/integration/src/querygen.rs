@@ -512,7 +512,9 @@ fn sources() -> Vec<Source> {
             unique: vec!["u.id", "o.id"],
             key: U_ID,
             exprs: vec![
-                ("coalesce(o.total, 0)", Ty::Numeric, false),
+                // -1.00, not 0: an order total of 0.00 and a 0 would be equal
+                // keys with two spellings, either one a right answer.
+                ("coalesce(o.total, -1.00)", Ty::Numeric, false),
                 ("lower(u.name)", Ty::Text, false),
             ],
             subqueries: vec!["NOT EXISTS (SELECT 1 FROM order_items i2 WHERE i2.user_id = u.id)"],
@@ -1046,7 +1048,7 @@ fn aggregate(rng: &mut Rng, src: &Source) -> (String, Ty) {
                 (format!("sum({})", rng.pick(&numeric_exprs)), Ty::Numeric)
             }
         }
-        _ => (format!("max({})", rng.pick(&src.cols).expr), c.ty),
+        _ => (format!("max({})", c.expr), c.ty),
     }
 }
 
