@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod items;
+pub mod querygen;
 pub mod wire;
 
 use std::collections::HashSet;
