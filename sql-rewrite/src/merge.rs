@@ -27,8 +27,11 @@ use sqlparser::ast::{
     GroupByExpr, Ident, LimitClause, ObjectName, Offset, OrderBy, OrderByExpr, OrderByKind,
     OrderByOptions, OrderBySort, Query, Select, SelectItem, SetExpr, TableFactor, Value,
 };
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
 
 use crate::keys::{folded, object_names, strip};
+use crate::route::rewrite::{params_used, renumber_params};
 
 /// Where a sort key's value is in a shard's result row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +71,9 @@ pub enum Count {
 pub struct MergePlan {
     /// The SQL each shard runs, when it differs from the client's.
     pub shard_sql: Option<String>,
+    /// The client's parameters (0-based) `shard_sql` takes as `$1…`, when
+    /// it does not use all of them (an OFFSET or LIMIT the proxy applies).
+    pub shard_params: Option<Vec<usize>>,
     /// The merge order (empty: concatenate in any order).
     pub order: Vec<SortKey>,
     /// Hidden columns at the end of each row.
@@ -100,6 +106,7 @@ impl MergePlan {
     fn concatenate() -> MergePlan {
         MergePlan {
             shard_sql: None,
+            shard_params: None,
             order: Vec::new(),
             hidden: 0,
             offset: None,
@@ -223,6 +230,26 @@ pub enum MergeError {
 /// The merge plan of a top-level query whose rows come from several shards;
 /// `map` says which FROM tables are sharded and by which key.
 pub fn plan(query: &Query, map: &ShardMap) -> Result<MergePlan, MergeError> {
+    let mut plan = plan_shards(query, map)?;
+    // A parameter only the proxy uses (OFFSET $n) must not reach the
+    // shards: their statement would declare fewer parameters than it is given.
+    let total = params_used(query).last().copied().unwrap_or(0);
+    if let (true, Some(sql)) = (total > 0, &plan.shard_sql) {
+        let parsed = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .ok()
+            .and_then(|mut v| v.pop());
+        if let Some(mut statement) = parsed {
+            plan.shard_params = renumber_params(&mut statement, total);
+            if plan.shard_params.is_some() {
+                plan.shard_sql = Some(statement.to_string());
+            }
+        }
+    }
+    Ok(plan)
+}
+
+/// [`plan`] before the shards' parameters are renumbered.
+fn plan_shards(query: &Query, map: &ShardMap) -> Result<MergePlan, MergeError> {
     if query
         .fetch
         .as_ref()
@@ -1264,6 +1291,14 @@ impl fmt::Display for MergePlan {
         f.write_str(&parts.join("; "))?;
         if let Some(sql) = &self.shard_sql {
             write!(f, "; shards run: {sql}")?;
+        }
+        if let Some(p) = &self.shard_params {
+            let given: Vec<String> = p.iter().map(|i| format!("${}", i + 1)).collect();
+            if given.is_empty() {
+                f.write_str(" with no parameters")?;
+            } else {
+                write!(f, " with {}", given.join(", "))?;
+            }
         }
         Ok(())
     }

@@ -21,7 +21,7 @@
 mod insert;
 mod preview;
 pub(crate) mod refusal;
-mod rewrite;
+pub(crate) mod rewrite;
 mod scope;
 pub mod values;
 
@@ -635,6 +635,7 @@ impl Analysed {
                     }
                     for s in &mut route.shards {
                         s.sql = Some(sql.clone());
+                        s.params.clone_from(&plan.shard_params);
                     }
                 }
                 route.merge = Some(MergePlan {

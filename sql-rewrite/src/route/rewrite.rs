@@ -8,8 +8,8 @@ use std::ops::ControlFlow;
 use shard_config::hash::KeyValue;
 use shard_config::{KeyType, TableRule};
 use sqlparser::ast::{
-    visit_expressions_mut, BinaryOperator, Expr, Ident, ObjectNamePart, Statement, TableAlias,
-    TableFactor, Value, VisitMut, VisitorMut,
+    visit_expressions, visit_expressions_mut, BinaryOperator, Expr, Ident, ObjectNamePart,
+    Statement, TableAlias, TableFactor, Value, VisitMut, VisitorMut,
 };
 
 use super::refusal::Refusal;
@@ -259,14 +259,7 @@ impl VisitorMut for Renamer<'_> {
 /// the original 0-based indexes in their new order, or `None` when the
 /// statement uses exactly `$1…$k` of `total` already.
 pub fn renumber_params(statement: &mut Statement, total: usize) -> Option<Vec<usize>> {
-    let mut used = BTreeSet::new();
-    let _ = visit_expressions_mut(statement, |e| {
-        if let Some(n) = placeholder(e) {
-            used.insert(n);
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    let order: Vec<usize> = used.into_iter().collect();
+    let order: Vec<usize> = params_used(statement).into_iter().collect();
     if order.len() == total && order.iter().enumerate().all(|(i, n)| *n == i + 1) {
         return None;
     }
@@ -281,6 +274,18 @@ pub fn renumber_params(statement: &mut Statement, total: usize) -> Option<Vec<us
         ControlFlow::<()>::Continue(())
     });
     Some(order.into_iter().map(|n| n - 1).collect())
+}
+
+/// The `$n` numbers a statement (or any part of one) uses.
+pub fn params_used<V: sqlparser::ast::Visit>(v: &V) -> BTreeSet<usize> {
+    let mut used = BTreeSet::new();
+    let _ = visit_expressions(v, |e| {
+        if let Some(n) = placeholder(e) {
+            used.insert(n);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    used
 }
 
 fn placeholder(e: &Expr) -> Option<usize> {
