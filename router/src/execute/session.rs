@@ -96,7 +96,7 @@ pub struct Session {
     batch_refusal: Option<String>,
     /// The waiting batch's Bind runs on several shards: its route and
     /// statement (the batch goes out at Sync).
-    batch_scatter: Option<(Route, Arc<Statement>)>,
+    batch_scatter: Option<(Box<Route>, Arc<Statement>)>,
 }
 
 /// A client message of a batch waiting for its route: a Parse with its
@@ -115,7 +115,7 @@ enum BindRoute {
     /// One shard.
     One(BindTarget),
     /// Several shards, merged.
-    Many(Route),
+    Many(Box<Route>),
 }
 
 /// Why a batch cannot run on several shards.
@@ -1250,7 +1250,9 @@ impl Session {
             .with_topology(|t| plan.bind(t, &params, &mut || ctx.routing.next_id()));
         Ok(Some(match route {
             Err(r) => Err(r.message),
-            Ok(route) if route.shards.len() > 1 || route.mirror => Ok(BindRoute::Many(route)),
+            Ok(route) if route.shards.len() > 1 || route.mirror => {
+                Ok(BindRoute::Many(Box::new(route)))
+            }
             Ok(mut route) => match route.shards.pop() {
                 None => Err("no shard to run this statement".to_string()),
                 Some(t) => {
