@@ -142,6 +142,20 @@ create_shop_db() { # port: role shop (password shop) and its database shop
     pg_sql "$1" "CREATE DATABASE shop OWNER shop"
 }
 
+make_template() { # datadir: an initdb with role and database shop, stopped, to copy per server
+    init_pg "$1"
+    local port pid
+    port=$(free_port)
+    echo "port = $port" >>"$1/postgresql.conf"
+    as_pg "$PG_BIN/pg_ctl" start -w -t 120 -D "$1" -l "$1.log" >/dev/null \
+        || { tail -n 30 "$1.log" >&2 || true; die "pg_ctl start template failed"; }
+    pid=$(head -n 1 "$1/postmaster.pid")
+    PG_PIDS+=("$pid")
+    create_shop_db "$port"
+    as_pg "$PG_BIN/pg_ctl" stop -w -m fast -D "$1" >/dev/null
+    unset 'PG_PIDS[-1]'
+}
+
 start_pg() { # datadir
     as_pg "$PG_BIN/pg_ctl" start -w -t 120 -D "$1" -l "$1/server.log" >/dev/null \
         || { tail -n 30 "$1/server.log" >&2 || true; die "pg_ctl start $1 failed"; }

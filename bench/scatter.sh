@@ -78,15 +78,7 @@ make_tmp shardgate-scatter
 # --- Postgres: the shards s0..s2 and the reference, primaries only -----------------
 # One initdb with the role and database, copied to every server.
 log "initdb template in $TMP"
-init_pg "$TMP/template"
-TEMPLATE_PORT=$(free_port)
-echo "port = $TEMPLATE_PORT" >>"$TMP/template/postgresql.conf"
-as_pg "$PG_BIN/pg_ctl" start -w -t 120 -D "$TMP/template" -l "$TMP/template.log" >/dev/null \
-    || { tail -n 30 "$TMP/template.log" >&2 || true; die "pg_ctl start template failed"; }
-PG_PIDS+=("$(head -n 1 "$TMP/template/postmaster.pid")")
-create_shop_db "$TEMPLATE_PORT"
-as_pg "$PG_BIN/pg_ctl" stop -w -m fast -D "$TMP/template" >/dev/null
-unset 'PG_PIDS[-1]'
+make_template "$TMP/template"
 
 SHARD_NAMES=()
 for ((i = 0; i < SHARDS; i++)); do SHARD_NAMES+=("s$i"); done

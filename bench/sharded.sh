@@ -61,16 +61,7 @@ make_tmp shardgate-sharded
 # --- Postgres: three primaries (shard s0, shard s1, the reference), each with a replica
 # One initdb with the role and database, copied to the three primaries.
 log "initdb template in $TMP"
-init_pg "$TMP/template"
-TEMPLATE_PORT=$(free_port)
-echo "port = $TEMPLATE_PORT" >>"$TMP/template/postgresql.conf"
-as_pg "$PG_BIN/pg_ctl" start -w -t 120 -D "$TMP/template" -l "$TMP/template.log" >/dev/null \
-    || { tail -n 30 "$TMP/template.log" >&2 || true; die "pg_ctl start template failed"; }
-TEMPLATE_PID=$(head -n 1 "$TMP/template/postmaster.pid")
-PG_PIDS+=("$TEMPLATE_PID")
-create_shop_db "$TEMPLATE_PORT"
-as_pg "$PG_BIN/pg_ctl" stop -w -m fast -D "$TMP/template" >/dev/null
-unset 'PG_PIDS[-1]'
+make_template "$TMP/template"
 
 declare -A PRIMARY_PORT REPLICA_PORT
 SERVERS="s0 s1 ref"

@@ -223,8 +223,12 @@ async fn load(listen: &str, clusters: &[LocalCluster]) -> anyhow::Result<String>
             "SELECT id, name FROM users WHERE name LIKE 'Alice%'".to_string(),
         ),
         (
-            "avg across shards: refused for now (count, sum, min, max are combined)",
+            "avg across shards: each shard's sum and count, divided by the proxy",
             "SELECT avg(total) FROM orders".to_string(),
+        ),
+        (
+            "count(DISTINCT) across shards: refused (a value on two shards would count twice)",
+            "SELECT count(DISTINCT status) FROM orders".to_string(),
         ),
         (
             "an insert without id: shardgate fills in a snowflake id",

@@ -1547,19 +1547,7 @@ impl Session {
                     m.finish_source(idx);
                 }
             }
-            b'Z' => {
-                slot.status = messages::ready_status(&f)?;
-                slot.pending.pop_front();
-                slot.portals.clear();
-                g.remaining = g.remaining.saturating_sub(1);
-                if g.remaining == 0 {
-                    if let Some(g) = self.gather.take() {
-                        g.finish(&mut self.cout);
-                    }
-                    self.pinned = None;
-                }
-                return Ok(());
-            }
+            b'Z' => return self.gathered_ready(idx, &f),
             _ => self.cout.extend_from_slice(&f.bytes),
         }
         if let Some((k, answer)) = done {
@@ -1681,19 +1669,28 @@ impl Session {
                 }
             }
             b'I' => {}
-            b'Z' => {
-                slot.status = messages::ready_status(&f)?;
-                slot.pending.pop_front();
-                slot.portals.clear();
-                g.remaining = g.remaining.saturating_sub(1);
-                if g.remaining == 0 {
-                    if let Some(g) = self.gather.take() {
-                        g.finish(&mut self.cout);
-                    }
-                    self.pinned = None;
-                }
-            }
+            b'Z' => self.gathered_ready(idx, &f)?,
             _ => self.cout.extend_from_slice(&f.bytes),
+        }
+        Ok(())
+    }
+
+    /// A shard's ReadyForQuery after its part of a gathered statement; the
+    /// last one ends the client's answer.
+    fn gathered_ready(&mut self, idx: usize, f: &Frame) -> Result<(), Malformed> {
+        let slot = &mut self.slots[idx];
+        slot.status = messages::ready_status(f)?;
+        slot.pending.pop_front();
+        slot.portals.clear();
+        let Some(g) = self.gather.as_mut() else {
+            return Ok(());
+        };
+        g.remaining = g.remaining.saturating_sub(1);
+        if g.remaining == 0 {
+            if let Some(g) = self.gather.take() {
+                g.finish(&mut self.cout);
+            }
+            self.pinned = None;
         }
         Ok(())
     }

@@ -236,3 +236,29 @@ fn row_description(body: &[u8]) -> Vec<(String, u32, i16)> {
 pub fn query(sql: &str) -> Vec<u8> {
     msg(b'Q', format!("{sql}\0").as_bytes())
 }
+
+/// A parameter sent in the text format, whatever its type (tokio-postgres
+/// would otherwise pick the binary format of the type it was told).
+#[derive(Debug)]
+pub struct TextParam<S>(pub S);
+
+impl<S: AsRef<str> + std::fmt::Debug + Sync> tokio_postgres::types::ToSql for TextParam<S> {
+    fn to_sql(
+        &self,
+        _: &tokio_postgres::types::Type,
+        out: &mut BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(self.0.as_ref().as_bytes());
+        Ok(tokio_postgres::types::IsNull::No)
+    }
+
+    fn accepts(_: &tokio_postgres::types::Type) -> bool {
+        true
+    }
+
+    fn encode_format(&self, _: &tokio_postgres::types::Type) -> tokio_postgres::types::Format {
+        tokio_postgres::types::Format::Text
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}

@@ -14,12 +14,13 @@ use std::process::Output;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{SinkExt, StreamExt, TryStreamExt};
+use integration::wire::TextParam;
 use integration::{config_for, pg_bin, run_cmd, Auth, Cluster, ClusterOptions, PgServer, Proxy};
 use tokio_postgres::binary_copy::{BinaryCopyInWriter, BinaryCopyOutStream};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::{to_sql_checked, Format, IsNull, ToSql, Type};
+use tokio_postgres::types::Type;
 use tokio_postgres::{AsyncMessage, Client, NoTls, Notification, SimpleQueryMessage};
 
 /// How long one step (a query, a login, a COPY) may take before the check
@@ -175,31 +176,6 @@ async fn scalar(client: &Client, sql: &str) -> Result<Option<String>> {
         "{sql}: expected one value, got {rows:?}"
     );
     Ok(rows[0][0].clone())
-}
-
-/// A parameter sent in text format, for any parameter type.
-#[derive(Debug)]
-struct Text<'a>(&'a str);
-
-impl ToSql for Text<'_> {
-    fn to_sql(
-        &self,
-        _: &Type,
-        out: &mut BytesMut,
-    ) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
-        out.extend_from_slice(self.0.as_bytes());
-        Ok(IsNull::No)
-    }
-
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-
-    fn encode_format(&self, _: &Type) -> Format {
-        Format::Text
-    }
-
-    to_sql_checked!();
 }
 
 /// A directory under the temp dir, removed on drop.
@@ -575,13 +551,13 @@ async fn prepared_statements(cluster: &Cluster, proxy: &Proxy) -> Result<()> {
             "SELECT $1::int4 * 2, $2::text || '!', $3::float8 + 0.5, $4::bool, \
              $5::int8, $6::numeric::text, $7::int4 + $8::int4",
             &[
-                &Text("21"),
-                &Text("hi"),
-                &Text("1.5"),
-                &Text("true"),
-                &Text("9000000000"),
-                &Text("1.50"),
-                &Text("40"),
+                &TextParam("21"),
+                &TextParam("hi"),
+                &TextParam("1.5"),
+                &TextParam("true"),
+                &TextParam("9000000000"),
+                &TextParam("1.50"),
+                &TextParam("40"),
                 &2i32,
             ],
         ),
@@ -608,14 +584,14 @@ async fn prepared_statements(cluster: &Cluster, proxy: &Proxy) -> Result<()> {
             "INSERT INTO typed_t (i4, i8, t, f8, b, bin, ts, n) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
             &[
-                &Text("-7"),
-                &Text("-9000000000"),
-                &Text("plain text"),
-                &Text("-0.125"),
-                &Text("false"),
-                &Text("\\x00ff10"),
-                &Text("2024-02-29 23:59:58.654321"),
-                &Text("-0.00001"),
+                &TextParam("-7"),
+                &TextParam("-9000000000"),
+                &TextParam("plain text"),
+                &TextParam("-0.125"),
+                &TextParam("false"),
+                &TextParam("\\x00ff10"),
+                &TextParam("2024-02-29 23:59:58.654321"),
+                &TextParam("-0.00001"),
             ],
         ),
     )

@@ -16,10 +16,10 @@ use std::error::Error;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use integration::querygen::{self, Compare, Data, Param, Query};
+use integration::wire::TextParam;
 use integration::{config_for_shards, Cluster, ClusterOptions, Proxy};
-use tokio_postgres::types::{to_sql_checked, Format, FromSql, IsNull, ToSql, Type};
+use tokio_postgres::types::{FromSql, ToSql, Type};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 /// The seed every run uses.
@@ -40,27 +40,6 @@ enum Answer {
     Rows(Rows),
     /// An error: its SQLSTATE (or `client`/`timeout`) and message.
     Error(String, String),
-}
-
-/// A parameter sent in the text format, whatever its type.
-#[derive(Debug)]
-struct TextParam(String);
-
-impl ToSql for TextParam {
-    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        out.extend_from_slice(self.0.as_bytes());
-        Ok(IsNull::No)
-    }
-
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-
-    fn encode_format(&self, _: &Type) -> Format {
-        Format::Text
-    }
-
-    to_sql_checked!();
 }
 
 /// A binary result value turned into text (PostgreSQL's text format for the
@@ -167,16 +146,7 @@ fn timestamp_text(micros: i64) -> String {
     let frac = micros.rem_euclid(1_000_000);
     let days = secs.div_euclid(86_400) + 10_957; // 1970-01-01 → 2000-01-01
     let tod = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = shard_config::time::civil_from_days(days);
     let mut s = format!(
         "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
         tod / 3600,
