@@ -410,9 +410,11 @@ fn linked_subquery_ok(
         group(a).is_some() && group(a) == group(b)
     };
     let pair = match &link.kind {
-        LinkKind::NotIn => return Some(format!(
+        LinkKind::NotIn => {
+            return Some(format!(
             "{general}: NOT IN is not supported (a NULL on any shard changes every shard's answer)"
-        )),
+        ))
+        }
         LinkKind::In(left) => {
             let Some(left) = left
                 .as_ref()
