@@ -103,6 +103,8 @@ struct Analysed {
     merge: Option<Result<MergePlan, String>>,
     /// A reason a key-less read cannot be evaluated shard by shard.
     not_per_shard: Option<String>,
+    /// Occurrences of linked subqueries that run wherever the outer tables do.
+    follows: Vec<bool>,
     /// An UPDATE assigning the sharding key: the assigned value.
     key_change: Option<Option<KeyValueExpr>>,
     insert: Option<insert::InsertPlan>,
@@ -407,7 +409,8 @@ fn analyse(statement: Statement, topo: &Topology<'_>) -> Result<Option<Analysed>
         }
         (_, n, _) => n,
     };
-    let not_per_shard = refusal::not_per_shard(&walk, &placements, topo);
+    let follows = refusal::follows_outer(&walk, &placements, topo);
+    let not_per_shard = refusal::not_per_shard(&walk, &placements, &follows, topo);
     let key_change = match &statement {
         Statement::Update(u) => {
             let target = walk.occurrences.first();
@@ -459,6 +462,7 @@ fn analyse(statement: Statement, topo: &Topology<'_>) -> Result<Option<Analysed>
         needs_merge,
         merge,
         not_per_shard,
+        follows,
         key_change,
         insert,
     }))
@@ -548,6 +552,8 @@ impl Analysed {
         let mut sets: Vec<Option<Shards>> = Vec::with_capacity(self.placements.len());
         for (i, p) in self.placements.iter().enumerate() {
             sets.push(match p {
+                // rows tied to the outer rows' keys: the outer occurrences decide
+                Placement::Sharded if self.follows[i] => None,
                 Placement::Sharded => Some(self.occurrence_shards(i, topo, params)?),
                 Placement::Unsharded => {
                     Some(Shards::Some(BTreeMap::from([(topo.default_shard, None)])))

@@ -11,7 +11,7 @@ use sqlparser::ast::{
     visit_expressions, Expr, Query, SelectItem, SetExpr, SetOperator, SetQuantifier,
 };
 
-use super::scope::{column, Placement, Walk};
+use super::scope::{column, ColumnRef, LinkKind, Placement, Scope, Walk};
 use super::Topology;
 
 /// A statement shardgate will not run: answered with SQLSTATE `0A000`
@@ -250,12 +250,23 @@ fn aggregate_or_window(expr: &Expr) -> Option<&'static str> {
 /// concatenated, if it cannot: sharded tables in subqueries, a join of
 /// sharded tables not on their shared key, unsharded tables beside sharded
 /// ones, FROM items that cannot be checked.
-pub fn not_per_shard(walk: &Walk, placements: &[Placement], topo: &Topology<'_>) -> Option<String> {
+/// `follows` marks the occurrences of linked subqueries that run per shard
+/// (see [`follows_outer`]).
+pub fn not_per_shard(
+    walk: &Walk,
+    placements: &[Placement],
+    follows: &[bool],
+    topo: &Topology<'_>,
+) -> Option<String> {
     let sharded = |i: usize| placements[i] == Placement::Sharded;
     let first_sharded = (0..placements.len()).find(|&i| sharded(i))?;
     let sharded_name = &walk.occurrences[first_sharded].table;
     for (i, o) in walk.occurrences.iter().enumerate() {
-        if sharded(i) && o.nested {
+        if sharded(i) && o.nested && !follows[i] {
+            let linked = o.select.filter(|&s| walk.selects[s].link.is_some());
+            if let Some(why) = linked.and_then(|s| linked_subquery_ok(walk, s, placements, topo)) {
+                return Some(why);
+            }
             return Some(format!(
                 "a subquery, CTE or derived table reading sharded table {} across shards is not supported yet",
                 o.table
@@ -278,44 +289,215 @@ pub fn not_per_shard(walk: &Walk, placements: &[Placement], topo: &Topology<'_>)
         }
     }
     for scope in &walk.selects {
-        let in_scope: Vec<usize> = scope
-            .occurrences
-            .iter()
-            .copied()
-            .filter(|&i| sharded(i))
-            .collect();
-        if in_scope.is_empty() {
-            continue;
-        }
-        if scope.nested_level {
-            return Some(format!(
-                "a FROM item next to sharded table {} (a derived table, a function, or a CROSS or NATURAL join) cannot be checked to run shard by shard",
-                walk.occurrences[in_scope[0]].table
-            ));
-        }
-        for (kept, other) in &scope.outer {
-            let (Some(&padded), None) = (
-                other.iter().find(|&&i| sharded(i)),
-                kept.iter().find(|&&i| sharded(i)),
-            ) else {
-                continue;
-            };
-            let kept_name = kept
-                .first()
-                .map_or("", |&i| walk.occurrences[i].table.as_str());
-            return Some(format!(
-                "an outer join keeping every row of {kept_name} (on every shard) while matching sharded table {} across shards is not supported: each shard would add the rows that match elsewhere, NULL-padded",
-                walk.occurrences[padded].table
-            ));
-        }
-        if in_scope.len() < 2 {
-            continue;
-        }
-        if let Some(why) = joined_on_key(walk, &in_scope, scope, topo) {
+        if let Some(why) = scope_not_per_shard(walk, scope, placements, topo) {
             return Some(why);
         }
     }
     None
+}
+
+/// Why the sharded tables of one scope cannot be read shard by shard: a FROM
+/// item that cannot be checked, a NULL-padding outer join, a join not on
+/// the sharding keys.
+fn scope_not_per_shard(
+    walk: &Walk,
+    scope: &Scope,
+    placements: &[Placement],
+    topo: &Topology<'_>,
+) -> Option<String> {
+    let sharded = |i: usize| placements[i] == Placement::Sharded;
+    let in_scope: Vec<usize> = scope
+        .occurrences
+        .iter()
+        .copied()
+        .filter(|&i| sharded(i))
+        .collect();
+    if in_scope.is_empty() {
+        return None;
+    }
+    if scope.nested_level {
+        return Some(format!(
+            "a FROM item next to sharded table {} (a derived table, a function, or a CROSS or NATURAL join) cannot be checked to run shard by shard",
+            walk.occurrences[in_scope[0]].table
+        ));
+    }
+    for (kept, other) in &scope.outer {
+        let (Some(&padded), None) = (
+            other.iter().find(|&&i| sharded(i)),
+            kept.iter().find(|&&i| sharded(i)),
+        ) else {
+            continue;
+        };
+        let kept_name = kept
+            .first()
+            .map_or("", |&i| walk.occurrences[i].table.as_str());
+        return Some(format!(
+            "an outer join keeping every row of {kept_name} (on every shard) while matching sharded table {} across shards is not supported: each shard would add the rows that match elsewhere, NULL-padded",
+            walk.occurrences[padded].table
+        ));
+    }
+    if in_scope.len() < 2 {
+        return None;
+    }
+    joined_on_key(walk, &in_scope, scope, topo)
+}
+
+/// Per occurrence: it is in a linked subquery (`key IN (SELECT key …)`,
+/// `EXISTS (… WHERE inner.key = outer.key)`) whose rows for an outer row
+/// live on that row's shard, so it runs wherever the outer tables do.
+pub fn follows_outer(walk: &Walk, placements: &[Placement], topo: &Topology<'_>) -> Vec<bool> {
+    let ok: Vec<bool> = (0..walk.selects.len())
+        .map(|s| {
+            walk.selects[s].link.is_some()
+                && linked_subquery_ok(walk, s, placements, topo).is_none()
+        })
+        .collect();
+    walk.occurrences
+        .iter()
+        .map(|o| o.select.is_some_and(|s| ok[s]))
+        .collect()
+}
+
+/// Why linked subquery scope `s` cannot run per shard, if it cannot: its
+/// tie to the outer rows must be the sharding keys of co-located tables,
+/// and it must hold no LIMIT, grouping or aggregate.
+fn linked_subquery_ok(
+    walk: &Walk,
+    s: usize,
+    placements: &[Placement],
+    topo: &Topology<'_>,
+) -> Option<String> {
+    let scope = &walk.selects[s];
+    let sharded = |i: &usize| placements[*i] == Placement::Sharded;
+    let inner: Vec<usize> = scope.occurrences.iter().copied().filter(sharded).collect();
+    let &first = inner.first()?;
+    let table = &walk.occurrences[first].table;
+    let rule_of = |i: usize| topo.map.table(&walk.occurrences[i].table);
+    let key_of = |i: usize| rule_of(i).and_then(TableRule::key).unwrap_or_default();
+    let general = format!(
+        "a subquery reading sharded table {table} runs per shard only when it is `key IN (SELECT key …)` or `[NOT] EXISTS (… WHERE inner.key = outer.key)` of co-located tables"
+    );
+    let Some(link) = &scope.link else {
+        return Some(general);
+    };
+    if let Some(what) = unfit(&link.query) {
+        return Some(format!("{general}, without {what}"));
+    }
+    if let Some(why) = scope_not_per_shard(walk, scope, placements, topo) {
+        return Some(why);
+    }
+    let outer = &walk.selects[link.outer];
+    // An occurrence of `occurrences` a column names: by qualifier, or the only one.
+    let resolve = |c: &ColumnRef, occurrences: &[usize]| -> Option<usize> {
+        match &c.0 {
+            Some(q) => occurrences
+                .iter()
+                .copied()
+                .find(|&i| walk.occurrences[i].names.iter().any(|n| n == q)),
+            None if occurrences.len() == 1 => occurrences.first().copied(),
+            None => None,
+        }
+    };
+    let key_column = |c: &ColumnRef, occurrences: &[usize]| -> Option<usize> {
+        resolve(c, occurrences).filter(|&i| {
+            placements[i] == Placement::Sharded
+                && !matches!(rule_of(i), Some(TableRule::Time { .. }))
+                && key_of(i) == c.1
+        })
+    };
+    let colocated = |a: usize, b: usize| {
+        let group = |i: usize| rule_of(i).and_then(TableRule::group);
+        group(a).is_some() && group(a) == group(b)
+    };
+    let pair = match &link.kind {
+        LinkKind::NotIn => {
+            return Some(format!(
+            "{general}: NOT IN is not supported (a NULL on any shard changes every shard's answer)"
+        ))
+        }
+        LinkKind::In(left) => {
+            let Some(left) = left
+                .as_ref()
+                .and_then(|l| key_column(l, &outer.occurrences))
+            else {
+                return Some(format!(
+                    "{general}: the left side of IN is not the sharding key of a sharded table of the outer query"
+                ));
+            };
+            let item = match link.query.body.as_ref() {
+                SetExpr::Select(sel) if sel.projection.len() == 1 => match &sel.projection[0] {
+                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                        column(e)
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
+            let Some(right) = item.and_then(|c| key_column(&c, &inner)) else {
+                return Some(format!(
+                    "{general}: the subquery does not select the sharding key of its sharded table"
+                ));
+            };
+            (left, right)
+        }
+        LinkKind::Exists => {
+            let mut eqs = Vec::new();
+            if let Some(w) = &scope.selection {
+                super::scope::equalities(w, &mut eqs);
+            }
+            // The outer side must be qualified by a name no inner table shadows.
+            let outer_key = |c: &ColumnRef| {
+                c.0.as_ref()
+                    .filter(|q| {
+                        !scope
+                            .occurrences
+                            .iter()
+                            .any(|&i| walk.occurrences[i].names.contains(q))
+                    })
+                    .and_then(|_| key_column(c, &outer.occurrences))
+            };
+            let found = eqs.iter().find_map(|(a, b)| {
+                let inner_key =
+                    |c: &ColumnRef| key_column(c, &scope.occurrences).filter(|i| inner.contains(i));
+                match (outer_key(a), inner_key(b), outer_key(b), inner_key(a)) {
+                    (Some(o), Some(i), _, _) | (_, _, Some(o), Some(i)) if colocated(o, i) => {
+                        Some((o, i))
+                    }
+                    _ => None,
+                }
+            });
+            let Some(pair) = found else {
+                return Some(format!(
+                    "{general}: its WHERE does not equate {table}.{} with the sharding key of a co-located table of the outer query",
+                    key_of(first)
+                ));
+            };
+            pair
+        }
+    };
+    let (o, i) = pair;
+    if !colocated(o, i) {
+        return Some(format!(
+            "{general}: {} and {} are not co-located",
+            walk.occurrences[o].table, walk.occurrences[i].table
+        ));
+    }
+    None
+}
+
+/// What a linked subquery holds that makes its per-shard answer differ.
+fn unfit(q: &Query) -> Option<&'static str> {
+    if q.limit_clause.is_some() {
+        return Some("LIMIT/OFFSET");
+    }
+    if q.fetch.is_some() {
+        return Some("FETCH FIRST");
+    }
+    let mut plain = q.clone();
+    if let SetExpr::Select(s) = plain.body.as_mut() {
+        s.distinct = None;
+    }
+    needs_grouping(&plain)
 }
 
 /// Checks that the sharded occurrences of one scope are co-located and
@@ -323,7 +505,7 @@ pub fn not_per_shard(walk: &Walk, placements: &[Placement], topo: &Topology<'_>)
 fn joined_on_key(
     walk: &Walk,
     occurrences: &[usize],
-    scope: &super::scope::Scope,
+    scope: &Scope,
     topo: &Topology<'_>,
 ) -> Option<String> {
     let rule = |i: usize| topo.map.table(&walk.occurrences[i].table);

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, Expr, Join, JoinConstraint, JoinOperator, ObjectName, Query, Select, Statement,
-    TableFactor, TableWithJoins, Visit, Visitor,
+    BinaryOperator, Expr, Join, JoinConstraint, JoinOperator, ObjectName, Query, Select, SetExpr,
+    Statement, TableFactor, TableWithJoins, Visit, Visitor,
 };
 
 use crate::keys::{folded, key_set, object_names, KeySet};
@@ -64,6 +64,32 @@ pub struct Scope {
     /// Outer joins: the occurrences whose every row the join keeps, and
     /// those of the other side (NULL-padded where they do not match).
     pub outer: Vec<(Vec<usize>, Vec<usize>)>,
+    /// How the scope, a subquery in the statement's WHERE, is tied to the
+    /// statement's rows (`IN (SELECT …)`, `EXISTS (…)`).
+    pub link: Option<Link>,
+}
+
+/// A subquery that is a top-level AND conjunct of a statement-level WHERE.
+#[derive(Debug, Clone)]
+pub struct Link {
+    /// Index into [`Walk::selects`] of the statement-level scope.
+    pub outer: usize,
+    /// What ties it to the outer rows.
+    pub kind: LinkKind,
+    /// The subquery.
+    pub query: Box<Query>,
+}
+
+/// The form of a [`Link`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkKind {
+    /// `left IN (SELECT …)` or `left = ANY (SELECT …)`; `left` is `None`
+    /// when it is not a column.
+    In(Option<ColumnRef>),
+    /// `left NOT IN (SELECT …)`.
+    NotIn,
+    /// `[NOT] EXISTS (SELECT …)`.
+    Exists,
 }
 
 /// A column reference: optional qualifier and the column, both folded.
@@ -89,6 +115,10 @@ struct Walker {
     /// Query depth of the statement's own level: 1 for a SELECT, 0 for DML
     /// (whose queries are all subqueries).
     base_depth: usize,
+    /// Links of the statement's WHERE, by the address of their subquery.
+    pending: Vec<(*const Query, Link)>,
+    /// The link of the query being entered, for its body's scope.
+    next_link: Option<Link>,
 }
 
 /// Walks `statement` for its table occurrences and scopes.
@@ -98,11 +128,14 @@ pub fn walk(statement: &Statement) -> Walk {
         stack: Vec::new(),
         query_depth: 0,
         base_depth: usize::from(matches!(statement, Statement::Query(_))),
+        pending: Vec::new(),
+        next_link: None,
     };
     match statement {
         Statement::Update(u) => {
             let scope = w.new_scope(u.selection.clone());
             w.stack.push(scope);
+            w.links(u.selection.as_ref(), scope);
             w.factor_tree(&u.table, false);
             if let Some(
                 sqlparser::ast::UpdateTableFromKind::BeforeSet(from)
@@ -117,6 +150,7 @@ pub fn walk(statement: &Statement) -> Walk {
         Statement::Delete(d) => {
             let scope = w.new_scope(d.selection.clone());
             w.stack.push(scope);
+            w.links(d.selection.as_ref(), scope);
             let from = match &d.from {
                 sqlparser::ast::FromTable::WithFromKeyword(f)
                 | sqlparser::ast::FromTable::WithoutKeyword(f) => f,
@@ -159,6 +193,55 @@ impl Walker {
         }
         self.walk.selects.push(scope);
         self.walk.selects.len() - 1
+    }
+
+    /// Notes the subqueries among the top-level AND conjuncts of the WHERE
+    /// of statement-level scope `outer`.
+    fn links(&mut self, selection: Option<&Expr>, outer: usize) {
+        let mut conjuncts = Vec::new();
+        if let Some(e) = selection {
+            and_conjuncts(e, &mut conjuncts);
+        }
+        for c in conjuncts {
+            let (query, kind) = match c {
+                Expr::InSubquery {
+                    expr,
+                    subquery,
+                    negated,
+                } => (
+                    subquery,
+                    if *negated {
+                        LinkKind::NotIn
+                    } else {
+                        LinkKind::In(column(expr))
+                    },
+                ),
+                Expr::AnyOp {
+                    left,
+                    compare_op: BinaryOperator::Eq,
+                    right,
+                    ..
+                } => match crate::keys::strip(right) {
+                    Expr::Subquery(q) => (q, LinkKind::In(column(left))),
+                    _ => continue,
+                },
+                Expr::Exists { subquery, .. } => (subquery, LinkKind::Exists),
+                _ => continue,
+            };
+            // Only a plain SELECT: its body is the next scope created.
+            if query.with.is_some() || !matches!(query.body.as_ref(), SetExpr::Select(_)) {
+                continue;
+            }
+            let ptr: *const Query = query.as_ref();
+            self.pending.push((
+                ptr,
+                Link {
+                    outer,
+                    kind,
+                    query: query.clone(),
+                },
+            ));
+        }
     }
 
     /// Records the tables of one FROM item and its joins in the current scope.
@@ -278,6 +361,10 @@ impl Visitor for Walker {
 
     fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
         self.query_depth += 1;
+        let ptr: *const Query = q;
+        if let Some(pos) = self.pending.iter().position(|(p, _)| std::ptr::eq(*p, ptr)) {
+            self.next_link = Some(self.pending.swap_remove(pos).1);
+        }
         if let Some(with) = &q.with {
             for cte in &with.cte_tables {
                 self.walk.ctes.insert(folded(&cte.alias.name));
@@ -297,6 +384,10 @@ impl Visitor for Walker {
         // A SELECT is at the statement's own level when it is in the outermost query.
         let nested = self.query_depth > self.base_depth;
         self.walk.selects[scope].nested = nested;
+        self.walk.selects[scope].link = self.next_link.take();
+        if !nested {
+            self.links(s.selection.as_ref(), scope);
+        }
         for t in &s.from {
             self.factor_tree(t, nested);
         }
@@ -321,8 +412,24 @@ impl Visitor for Walker {
     }
 }
 
+/// The top-level AND conjuncts of `e`, parentheses removed.
+fn and_conjuncts<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
+    match e {
+        Expr::Nested(inner) => and_conjuncts(inner, out),
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            and_conjuncts(left, out);
+            and_conjuncts(right, out);
+        }
+        _ => out.push(e),
+    }
+}
+
 /// Collects `a.x = b.y` column equalities from the AND-conjuncts of `e`.
-fn equalities(e: &Expr, out: &mut Vec<(ColumnRef, ColumnRef)>) {
+pub(crate) fn equalities(e: &Expr, out: &mut Vec<(ColumnRef, ColumnRef)>) {
     match e {
         Expr::Nested(inner) => equalities(inner, out),
         Expr::BinaryOp {
