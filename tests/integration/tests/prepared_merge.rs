@@ -305,6 +305,10 @@ async fn prepared_cross_shard_statements_equal_one_database() {
     }))
     .await;
     assert_eq!(on.iter().sum::<i64>(), 2);
+    // reads go to the replicas: let them replay the insert first
+    for s in &shards {
+        s.wait_replicated().await.expect("replicated");
+    }
     let all = "SELECT * FROM items ORDER BY id";
     assert_eq!(
         binary_rows(&c, all, &[]).await.unwrap(),
