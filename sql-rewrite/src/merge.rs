@@ -572,7 +572,7 @@ fn strip_nested(mut e: &Expr) -> &Expr {
 }
 
 /// The first window function call in the select list or ORDER BY.
-fn window_function(query: &Query) -> Option<String> {
+pub(crate) fn window_function(query: &Query) -> Option<String> {
     let mut found = None;
     let mut look = |e: &Expr| {
         let _ = visit_expressions(e, |x| {
@@ -1100,7 +1100,7 @@ fn shard_limit(limit: Count, offset: Option<Count>) -> Expr {
 }
 
 /// `ORDER BY 2`: the 0-based output position.
-fn position(e: &Expr) -> Option<usize> {
+pub(crate) fn position(e: &Expr) -> Option<usize> {
     match e {
         Expr::Value(v) => match &v.value {
             Value::Number(n, _) => n.parse::<usize>().ok()?.checked_sub(1),

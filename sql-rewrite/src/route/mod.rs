@@ -326,6 +326,22 @@ fn analyse(statement: Statement, topo: &Topology<'_>) -> Result<Option<Analysed>
     if !mapped {
         return Ok(None);
     }
+    if let Statement::Query(q) = &statement {
+        let modifying = q.with.iter().flat_map(|w| &w.cte_tables).any(|c| {
+            !matches!(
+                c.query.body.as_ref(),
+                sqlparser::ast::SetExpr::Select(_)
+                    | sqlparser::ast::SetExpr::Query(_)
+                    | sqlparser::ast::SetExpr::SetOperation { .. }
+                    | sqlparser::ast::SetExpr::Values(_)
+            )
+        });
+        if modifying {
+            return Err(Refusal::new(
+                "a data-modifying CTE (WITH … AS (INSERT/UPDATE/DELETE …)) naming sharded or broadcast tables is not supported".to_string(),
+            ));
+        }
+    }
     let what = match &statement {
         Statement::Query(_) => What::Read,
         Statement::Insert(_) => What::Insert,

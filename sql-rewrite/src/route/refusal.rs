@@ -11,7 +11,7 @@ use sqlparser::ast::{
     visit_expressions, Expr, Query, SelectItem, SetExpr, SetOperator, SetQuantifier,
 };
 
-use super::scope::{column, ColumnRef, LinkKind, Placement, Scope, Walk};
+use super::scope::{column, ColumnRef, LinkKind, Placement, Scope, Source, SourceKind, Walk};
 use super::Topology;
 
 /// A statement shardgate will not run: answered with SQLSTATE `0A000`
@@ -261,7 +261,21 @@ pub fn not_per_shard(
     let sharded = |i: usize| placements[i] == Placement::Sharded;
     let first_sharded = (0..placements.len()).find(|&i| sharded(i))?;
     let sharded_name = &walk.occurrences[first_sharded].table;
+    // The states of statement-level sources, by their body's scope.
+    let mut bodies = BTreeMap::new();
+    for scope in walk.selects.iter().filter(|s| !s.nested) {
+        for src in &scope.sources {
+            if let Some(body) = source_body(walk, src) {
+                bodies.insert(body, source_state(walk, src, placements, topo));
+            }
+        }
+    }
     for (i, o) in walk.occurrences.iter().enumerate() {
+        match o.select.and_then(|s| bodies.get(&s)) {
+            Some(SourceState::Keyed { .. }) if sharded(i) => continue,
+            Some(SourceState::Refused(why)) if sharded(i) => return Some(why.clone()),
+            _ => {}
+        }
         if sharded(i) && o.nested && !follows[i] {
             let linked = o.select.filter(|&s| walk.selects[s].link.is_some());
             if let Some(why) = linked.and_then(|s| linked_subquery_ok(walk, s, placements, topo)) {
@@ -312,34 +326,125 @@ fn scope_not_per_shard(
         .copied()
         .filter(|&i| sharded(i))
         .collect();
-    if in_scope.is_empty() {
-        return None;
+    // Statement-level CTEs and derived tables carrying sharded rows by key.
+    let states: Vec<SourceState> = if scope.nested {
+        Vec::new()
+    } else {
+        scope
+            .sources
+            .iter()
+            .map(|src| source_state(walk, src, placements, topo))
+            .collect()
+    };
+    let keyed = |k: usize| matches!(states.get(k), Some(SourceState::Keyed { .. }));
+    let mut members: Vec<Member> = in_scope
+        .iter()
+        .map(|&i| Member {
+            names: walk.occurrences[i].names.clone(),
+            keys: vec![key_of(walk, i, topo)],
+            table: walk.occurrences[i].table.clone(),
+            qualifier: walk.occurrences[i].table.clone(),
+            occurrence: i,
+        })
+        .collect();
+    for (k, src) in scope.sources.iter().enumerate() {
+        if let Some(SourceState::Keyed { keys, first }) = states.get(k) {
+            members.push(Member {
+                names: src.names.clone(),
+                keys: keys.clone(),
+                table: format!(
+                    "{} (reading {})",
+                    src.names.last().map_or("", String::as_str),
+                    walk.occurrences[*first].table
+                ),
+                qualifier: src.names.last().cloned().unwrap_or_default(),
+                occurrence: *first,
+            });
+        }
     }
-    if scope.nested_level {
+    let first = members.first()?;
+    let unchecked = scope.sources.iter().zip(&states).any(|(src, st)| {
+        matches!(src.kind, SourceKind::Derived(..)) && !matches!(st, SourceState::Keyed { .. })
+    });
+    if scope.nested_level || unchecked {
         return Some(format!(
             "a FROM item next to sharded table {} (a derived table, a function, or a CROSS or NATURAL join) cannot be checked to run shard by shard",
-            walk.occurrences[in_scope[0]].table
+            first.table
         ));
     }
-    for (kept, other) in &scope.outer {
-        let (Some(&padded), None) = (
-            other.iter().find(|&&i| sharded(i)),
-            kept.iter().find(|&&i| sharded(i)),
-        ) else {
+    let outer_sources = scope
+        .outer_sources
+        .iter()
+        .map(Some)
+        .chain(std::iter::repeat(None));
+    for ((kept, other), srcs) in scope.outer.iter().zip(outer_sources) {
+        let (kept_src, other_src) = srcs.map_or((&[][..], &[][..]), |(a, b)| (&a[..], &b[..]));
+        let padded = other
+            .iter()
+            .find(|&&i| sharded(i))
+            .map(|&i| walk.occurrences[i].table.clone())
+            .or_else(|| {
+                other_src
+                    .iter()
+                    .find(|&&k| keyed(k))
+                    .and_then(|&k| scope.sources[k].names.last().cloned())
+            });
+        let kept_sharded = kept.iter().any(|&i| sharded(i)) || kept_src.iter().any(|&k| keyed(k));
+        let (Some(padded), false) = (padded, kept_sharded) else {
             continue;
         };
         let kept_name = kept
             .first()
-            .map_or("", |&i| walk.occurrences[i].table.as_str());
+            .map(|&i| walk.occurrences[i].table.clone())
+            .or_else(|| {
+                kept_src
+                    .first()
+                    .and_then(|&k| scope.sources[k].names.last().cloned())
+            })
+            .unwrap_or_default();
         return Some(format!(
-            "an outer join keeping every row of {kept_name} (on every shard) while matching sharded table {} across shards is not supported: each shard would add the rows that match elsewhere, NULL-padded",
-            walk.occurrences[padded].table
+            "an outer join keeping every row of {kept_name} (on every shard) while matching sharded table {padded} across shards is not supported: each shard would add the rows that match elsewhere, NULL-padded"
         ));
     }
-    if in_scope.len() < 2 {
+    if members.len() < 2 {
         return None;
     }
-    joined_on_key(walk, &in_scope, scope, topo)
+    joined_on_key(walk, &members, scope, topo)
+}
+
+/// A sharded table, CTE or derived table of a scope, for [`joined_on_key`].
+struct Member {
+    /// The names its columns are qualified by.
+    names: Vec<String>,
+    /// Its columns holding the sharding key.
+    keys: Vec<String>,
+    /// How messages name it.
+    table: String,
+    /// How messages qualify its key.
+    qualifier: String,
+    /// A sharded occurrence it reads (itself for a table).
+    occurrence: usize,
+}
+
+/// The sharding key column of occurrence `i`.
+fn key_of(walk: &Walk, i: usize, topo: &Topology<'_>) -> String {
+    topo.map
+        .table(&walk.occurrences[i].table)
+        .and_then(TableRule::key)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The body scope of a source.
+fn source_body(walk: &Walk, src: &Source) -> Option<usize> {
+    match &src.kind {
+        SourceKind::Derived(body, _) => *body,
+        SourceKind::Cte(name) => walk
+            .cte_defs
+            .iter()
+            .find(|d| &d.name == name)
+            .and_then(|d| d.body),
+    }
 }
 
 /// Per occurrence: it is in a linked subquery (`key IN (SELECT key …)`,
@@ -500,26 +605,26 @@ fn unfit(q: &Query) -> Option<&'static str> {
     needs_grouping(&plain)
 }
 
-/// Checks that the sharded occurrences of one scope are co-located and
-/// equated on their keys.
+/// Checks that the sharded members of one scope (tables, keyed CTEs and
+/// derived tables) are co-located and equated on their keys.
 fn joined_on_key(
     walk: &Walk,
-    occurrences: &[usize],
+    members: &[Member],
     scope: &Scope,
     topo: &Topology<'_>,
 ) -> Option<String> {
-    let rule = |i: usize| topo.map.table(&walk.occurrences[i].table);
-    let group = |i: usize| rule(i).and_then(TableRule::group).map(str::to_string);
-    let a = occurrences[0];
-    for &b in &occurrences[1..] {
+    let rule = |m: &Member| topo.map.table(&walk.occurrences[m.occurrence].table);
+    let group = |m: &Member| rule(m).and_then(TableRule::group).map(str::to_string);
+    let a = members.first()?;
+    for b in &members[1..] {
         if group(a).is_none() || group(a) != group(b) {
             return Some(format!(
                 "a join of sharded tables {} and {} across shards is not supported: they are not co-located (colocate_with), so matching rows may live on different shards",
-                walk.occurrences[a].table, walk.occurrences[b].table
+                a.table, b.table
             ));
         }
     }
-    // Union-find over (occurrence, column) through the scope's equalities.
+    // Union-find over (member, column) through the scope's equalities.
     let mut parent: BTreeMap<(usize, String), (usize, String)> = BTreeMap::new();
     fn find(
         p: &mut BTreeMap<(usize, String), (usize, String)>,
@@ -534,61 +639,60 @@ fn joined_on_key(
         }
         cur
     }
-    let resolve = |c: &(Option<String>, String)| -> Option<(usize, String)> {
-        let (qual, col) = c;
-        match qual {
-            Some(q) => scope
-                .occurrences
-                .iter()
-                .copied()
-                .find(|&i| walk.occurrences[i].names.iter().any(|n| n == q))
-                .map(|i| (i, col.clone())),
-            None => None,
+    fn union(
+        p: &mut BTreeMap<(usize, String), (usize, String)>,
+        x: (usize, String),
+        y: (usize, String),
+    ) {
+        let root_a = find(p, x);
+        let root_b = find(p, y);
+        if root_a != root_b {
+            p.insert(root_a, root_b);
         }
+    }
+    // A member's key columns hold one value.
+    for (m, member) in members.iter().enumerate() {
+        for k in &member.keys[1..] {
+            union(&mut parent, (m, member.keys[0].clone()), (m, k.clone()));
+        }
+    }
+    let resolve = |c: &ColumnRef| -> Option<(usize, String)> {
+        let q = c.0.as_ref()?;
+        members
+            .iter()
+            .position(|m| m.names.contains(q))
+            .map(|m| (m, c.1.clone()))
     };
     for (l, r) in &scope.equalities {
         let (Some(l), Some(r)) = (resolve(l), resolve(r)) else {
-            // USING (col): the unqualified side is the other sharded table's column.
+            // USING (col): the unqualified side is the other members' column.
             if l.0.is_none() && r.0.is_some() {
                 if let Some(r) = resolve(r) {
-                    for &i in occurrences {
-                        if i != r.0 {
-                            let root_a = find(&mut parent, (i, l.1.clone()));
-                            let root_b = find(&mut parent, r.clone());
-                            parent.insert(root_a, root_b);
+                    for m in 0..members.len() {
+                        if m != r.0 {
+                            union(&mut parent, (m, l.1.clone()), r.clone());
                         }
                     }
                 }
             }
             continue;
         };
-        let root_a = find(&mut parent, l);
-        let root_b = find(&mut parent, r);
-        if root_a != root_b {
-            parent.insert(root_a, root_b);
-        }
+        union(&mut parent, l, r);
     }
-    let key_of = |i: usize| {
-        rule(i)
-            .and_then(TableRule::key)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let root0 = find(&mut parent, (a, key_of(a)));
-    for &b in &occurrences[1..] {
-        if find(&mut parent, (b, key_of(b))) != root0 {
+    let root0 = find(&mut parent, (0, a.keys[0].clone()));
+    for (m, b) in members.iter().enumerate().skip(1) {
+        if find(&mut parent, (m, b.keys[0].clone())) != root0 {
             return Some(format!(
                 "a join of sharded tables {} and {} across shards is not supported unless they are joined on their sharding keys ({}.{} = {}.{})",
-                walk.occurrences[a].table,
-                walk.occurrences[b].table,
-                walk.occurrences[a].table,
-                key_of(a),
-                walk.occurrences[b].table,
-                key_of(b)
+                a.table,
+                b.table,
+                a.qualifier,
+                a.keys[0],
+                b.qualifier,
+                b.keys[0]
             ));
         }
     }
-    let _ = column;
     None
 }
 
@@ -602,4 +706,170 @@ impl fmt::Display for Placement {
             Placement::Interval { logical, shard } => write!(f, "interval of {logical} on {shard}"),
         }
     }
+}
+
+/// What a statement-level CTE reference or derived table holds.
+#[derive(Debug, Clone)]
+pub(crate) enum SourceState {
+    /// No sharded table of its own (or a body that is not a plain SELECT,
+    /// whose tables are checked as nested occurrences).
+    Plain,
+    /// Runs per shard: each row comes from the shard of its key, which
+    /// these output columns hold; `first` is a sharded occurrence of its body.
+    Keyed { keys: Vec<String>, first: usize },
+    /// Reads sharded tables in a way that cannot run per shard.
+    Refused(String),
+}
+
+/// Checks a CTE reference or derived table of a statement-level scope:
+/// a plain SELECT whose sharded tables run per shard, without LIMIT or
+/// window functions, grouped (if at all) by the sharding key, exposing it.
+pub(crate) fn source_state(
+    walk: &Walk,
+    src: &Source,
+    placements: &[Placement],
+    topo: &Topology<'_>,
+) -> SourceState {
+    let (body, query, def_columns, cte) = match &src.kind {
+        SourceKind::Derived(body, q) => (*body, q.as_ref(), &[][..], None),
+        SourceKind::Cte(name) => {
+            let Some(def) = walk.cte_defs.iter().find(|d| &d.name == name) else {
+                return SourceState::Plain;
+            };
+            (def.body, def.query.as_ref(), &def.columns[..], Some(def))
+        }
+    };
+    let Some(body) = body else {
+        return SourceState::Plain;
+    };
+    let scope = &walk.selects[body];
+    let inner: Vec<usize> = scope
+        .occurrences
+        .iter()
+        .copied()
+        .filter(|&i| placements[i] == Placement::Sharded)
+        .collect();
+    let Some(&first) = inner.first() else {
+        return SourceState::Plain;
+    };
+    let table = &walk.occurrences[first].table;
+    let general = format!(
+        "a CTE or derived table reading sharded table {table} runs per shard only when it keeps the sharding key as a column (no LIMIT, grouping only by the key) and is joined on it to co-located tables"
+    );
+    let refuse = |why: &str| SourceState::Refused(format!("{general}: {why}"));
+    if let Some(def) = cte {
+        if def.recursive {
+            return refuse("WITH RECURSIVE is not supported");
+        }
+        let refs = walk
+            .selects
+            .iter()
+            .flat_map(|s| &s.sources)
+            .filter(|s| matches!(&s.kind, SourceKind::Cte(n) if *n == def.name))
+            .count();
+        if refs > 1 {
+            return refuse(&format!("CTE {} is referenced more than once", def.name));
+        }
+        if topo.map.table(&def.name).is_some() {
+            return refuse(&format!("CTE {} shadows a mapped table", def.name));
+        }
+    }
+    if let Some(why) = scope_not_per_shard(walk, scope, placements, topo) {
+        return SourceState::Refused(why);
+    }
+    if !scope.sources.is_empty() {
+        return refuse("it reads another CTE");
+    }
+    if query.limit_clause.is_some() || query.fetch.is_some() {
+        return refuse("it has LIMIT/OFFSET or FETCH");
+    }
+    if crate::merge::window_function(query).is_some() {
+        return refuse("it has a window function");
+    }
+    let SetExpr::Select(sel) = query.body.as_ref() else {
+        return SourceState::Plain;
+    };
+    let rule_of = |i: usize| topo.map.table(&walk.occurrences[i].table);
+    let key_of = |i: usize| rule_of(i).and_then(TableRule::key).unwrap_or_default();
+    // The sharded occurrence whose key column `c` is.
+    let key_column = |c: &ColumnRef| -> Option<usize> {
+        inner.iter().copied().find(|&i| {
+            !matches!(rule_of(i), Some(TableRule::Time { .. }))
+                && key_of(i) == c.1
+                && c.0
+                    .as_ref()
+                    .is_none_or(|q| walk.occurrences[i].names.contains(q))
+        })
+    };
+    let item_expr = |item: &SelectItem| match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => Some(e.clone()),
+        _ => None,
+    };
+    if let Some(what) = body_needs_merge(query.body.as_ref()) {
+        let group = match &sel.group_by {
+            sqlparser::ast::GroupByExpr::Expressions(e, m) if m.is_empty() => e.as_slice(),
+            _ => &[],
+        };
+        let keyed: Vec<usize> = group
+            .iter()
+            .filter_map(|e| {
+                let e = crate::merge::position(e)
+                    .and_then(|p| sel.projection.get(p))
+                    .and_then(item_expr)
+                    .unwrap_or_else(|| e.clone());
+                column(&e).and_then(|c| key_column(&c))
+            })
+            .collect();
+        let grouped_on_key = if scope.outer.is_empty() {
+            !keyed.is_empty()
+        } else {
+            inner.iter().all(|i| keyed.contains(i))
+        };
+        if !grouped_on_key {
+            return refuse(&format!("its {what} is not grouped by the sharding key"));
+        }
+    }
+    // The output columns holding the key.
+    let mut keys = Vec::new();
+    for (p, item) in sel.projection.iter().enumerate() {
+        let renamed = src.columns.get(p).or_else(|| def_columns.get(p)).cloned();
+        match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                let Some(c) = column(e) else { continue };
+                if key_column(&c).is_none() {
+                    continue;
+                }
+                let name = match item {
+                    SelectItem::ExprWithAlias { alias, .. } => crate::keys::folded(alias),
+                    _ => c.1.clone(),
+                };
+                keys.push(renamed.unwrap_or(name));
+            }
+            // positions after a wildcard are unknown: only without renaming
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+                if src.columns.is_empty() && def_columns.is_empty() =>
+            {
+                let qualifier = match item {
+                    SelectItem::QualifiedWildcard(
+                        sqlparser::ast::SelectItemQualifiedWildcardKind::ObjectName(n),
+                        _,
+                    ) => crate::keys::object_names(n).into_iter().next(),
+                    _ => None,
+                };
+                for &i in &inner {
+                    let named = qualifier
+                        .as_ref()
+                        .is_none_or(|q| walk.occurrences[i].names.contains(q));
+                    if named && !matches!(rule_of(i), Some(TableRule::Time { .. })) {
+                        keys.push(key_of(i).to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if keys.is_empty() {
+        return refuse("it does not select the sharding key");
+    }
+    SourceState::Keyed { keys, first }
 }

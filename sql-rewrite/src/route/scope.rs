@@ -67,6 +67,46 @@ pub struct Scope {
     /// How the scope, a subquery in the statement's WHERE, is tied to the
     /// statement's rows (`IN (SELECT …)`, `EXISTS (…)`).
     pub link: Option<Link>,
+    /// CTE references in its FROM, and (statement level only) derived tables.
+    pub sources: Vec<Source>,
+    /// For each entry of `outer`: the sources on each side.
+    pub outer_sources: Vec<(Vec<usize>, Vec<usize>)>,
+}
+
+/// A CTE reference or a derived table in a FROM.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The names its columns are qualified by (alias, CTE name).
+    pub names: Vec<String>,
+    /// Column names given by the alias (`AS t(a, b)`).
+    pub columns: Vec<String>,
+    /// What it reads.
+    pub kind: SourceKind,
+}
+
+/// What a [`Source`] is.
+#[derive(Debug, Clone)]
+pub enum SourceKind {
+    /// A statement-level derived table: its body's scope (`None` when the
+    /// body is not a plain SELECT) and query.
+    Derived(Option<usize>, Box<Query>),
+    /// A reference to the CTE of this name.
+    Cte(String),
+}
+
+/// A CTE of the statement's own WITH.
+#[derive(Debug, Clone)]
+pub struct CteDef {
+    /// Its name, folded.
+    pub name: String,
+    /// Its column names (`x(a, b) AS …`).
+    pub columns: Vec<String>,
+    /// Its body's scope, when the body is a plain SELECT without WITH.
+    pub body: Option<usize>,
+    /// The query.
+    pub query: Box<Query>,
+    /// `WITH RECURSIVE`.
+    pub recursive: bool,
 }
 
 /// A subquery that is a top-level AND conjunct of a statement-level WHERE.
@@ -106,6 +146,17 @@ pub struct Walk {
     pub relations: Vec<(String, Option<String>)>,
     /// CTE names, which shadow tables.
     pub ctes: BTreeSet<String>,
+    /// The CTEs of a SELECT statement's own WITH.
+    pub cte_defs: Vec<CteDef>,
+}
+
+/// Whose body a pending query is.
+#[derive(Debug, Clone, Copy)]
+enum BodyOf {
+    /// Source `.1` of scope `.0`.
+    Derived(usize, usize),
+    /// [`Walk::cte_defs`] entry.
+    Cte(usize),
 }
 
 struct Walker {
@@ -119,6 +170,10 @@ struct Walker {
     pending: Vec<(*const Query, Link)>,
     /// The link of the query being entered, for its body's scope.
     next_link: Option<Link>,
+    /// Statement-level derived tables and CTEs, by the address of their query.
+    bodies: Vec<(*const Query, BodyOf)>,
+    /// The source the query being entered is the body of.
+    next_body: Option<BodyOf>,
 }
 
 /// Walks `statement` for its table occurrences and scopes.
@@ -130,6 +185,8 @@ pub fn walk(statement: &Statement) -> Walk {
         base_depth: usize::from(matches!(statement, Statement::Query(_))),
         pending: Vec::new(),
         next_link: None,
+        bodies: Vec::new(),
+        next_body: None,
     };
     match statement {
         Statement::Update(u) => {
@@ -168,9 +225,30 @@ pub fn walk(statement: &Statement) -> Walk {
     let mut walk = w.walk;
     // CTE references are not tables.
     let ctes = walk.ctes.clone();
+    let mut kept = 0;
+    let moved: Vec<Option<usize>> = walk
+        .occurrences
+        .iter()
+        .map(|o| {
+            (!ctes.contains(&o.table)).then(|| {
+                kept += 1;
+                kept - 1
+            })
+        })
+        .collect();
     walk.occurrences.retain(|o| !ctes.contains(&o.table));
+    let remap = |v: &mut Vec<usize>| {
+        *v = v
+            .iter()
+            .filter_map(|&i| moved.get(i).copied().flatten())
+            .collect();
+    };
     for s in &mut walk.selects {
         s.occurrences.clear();
+        for (a, b) in &mut s.outer {
+            remap(a);
+            remap(b);
+        }
     }
     for (i, o) in walk.occurrences.iter().enumerate() {
         if let Some(s) = o.select {
@@ -246,28 +324,39 @@ impl Walker {
 
     /// Records the tables of one FROM item and its joins in the current scope.
     fn factor_tree(&mut self, t: &TableWithJoins, nested: bool) {
-        let start = self.walk.occurrences.len();
+        let start = (self.walk.occurrences.len(), self.sources_len());
         self.factor(&t.relation, nested);
         for j in &t.joins {
             self.join(j, start, nested);
         }
     }
 
-    /// A join of the FROM item's tables from occurrence `start` on with `j`'s.
-    fn join(&mut self, j: &Join, start: usize, nested: bool) {
-        let mid = self.walk.occurrences.len();
+    /// The number of sources of the current scope.
+    fn sources_len(&self) -> usize {
+        self.stack
+            .last()
+            .map_or(0, |&s| self.walk.selects[s].sources.len())
+    }
+
+    /// A join of the FROM item's tables (and sources) from `start` on with `j`'s.
+    fn join(&mut self, j: &Join, start: (usize, usize), nested: bool) {
+        let mid = (self.walk.occurrences.len(), self.sources_len());
         self.factor(&j.relation, nested);
-        let end = self.walk.occurrences.len();
-        let (left, right): (Vec<usize>, Vec<usize>) =
-            ((start..mid).collect(), (mid..end).collect());
-        let outer = match &j.join_operator {
+        let end = (self.walk.occurrences.len(), self.sources_len());
+        let sides = |a: usize, b: usize, c: usize| -> (Vec<usize>, Vec<usize>) {
+            ((a..b).collect(), (b..c).collect())
+        };
+        let pairs = |(left, right): (Vec<usize>, Vec<usize>)| match &j.join_operator {
             JoinOperator::Left(_) | JoinOperator::LeftOuter(_) => vec![(left, right)],
             JoinOperator::Right(_) | JoinOperator::RightOuter(_) => vec![(right, left)],
             JoinOperator::FullOuter(_) => vec![(left.clone(), right.clone()), (right, left)],
             _ => Vec::new(),
         };
+        let outer = pairs(sides(start.0, mid.0, end.0));
+        let outer_sources = pairs(sides(start.1, mid.1, end.1));
         if let Some(&scope) = self.stack.last() {
             self.walk.selects[scope].outer.extend(outer);
+            self.walk.selects[scope].outer_sources.extend(outer_sources);
         }
         let constraint = match &j.join_operator {
             JoinOperator::Join(c)
@@ -341,6 +430,17 @@ impl Walker {
                 if let Some(a) = alias {
                     names.push(folded(&a.name));
                 }
+                if name.0.len() == 1 && self.walk.ctes.contains(&table) {
+                    let columns = alias
+                        .iter()
+                        .flat_map(|a| a.columns.iter().map(|c| folded(&c.name)))
+                        .collect();
+                    self.walk.selects[scope].sources.push(Source {
+                        names: names.clone(),
+                        columns,
+                        kind: SourceKind::Cte(table.clone()),
+                    });
+                }
                 self.walk.occurrences.push(Occurrence {
                     table,
                     names,
@@ -351,6 +451,27 @@ impl Walker {
             TableFactor::NestedJoin {
                 table_with_joins, ..
             } => self.factor_tree(table_with_joins, nested),
+            TableFactor::Derived {
+                lateral: false,
+                subquery,
+                alias: Some(alias),
+                ..
+            } if !nested && self.base_depth == 1 => {
+                // Checked by the route as a source of sharded rows.
+                let plain =
+                    subquery.with.is_none() && matches!(subquery.body.as_ref(), SetExpr::Select(_));
+                let sources = &mut self.walk.selects[scope].sources;
+                if plain {
+                    let ptr: *const Query = subquery.as_ref();
+                    self.bodies
+                        .push((ptr, BodyOf::Derived(scope, sources.len())));
+                }
+                sources.push(Source {
+                    names: vec![folded(&alias.name)],
+                    columns: alias.columns.iter().map(|c| folded(&c.name)).collect(),
+                    kind: SourceKind::Derived(None, subquery.clone()),
+                });
+            }
             _ => self.walk.selects[scope].nested_level = true,
         }
     }
@@ -365,9 +486,30 @@ impl Visitor for Walker {
         if let Some(pos) = self.pending.iter().position(|(p, _)| std::ptr::eq(*p, ptr)) {
             self.next_link = Some(self.pending.swap_remove(pos).1);
         }
+        if let Some(pos) = self.bodies.iter().position(|(p, _)| std::ptr::eq(*p, ptr)) {
+            self.next_body = Some(self.bodies.swap_remove(pos).1);
+        }
         if let Some(with) = &q.with {
+            let statement_level = self.query_depth == 1 && self.base_depth == 1;
             for cte in &with.cte_tables {
-                self.walk.ctes.insert(folded(&cte.alias.name));
+                let name = folded(&cte.alias.name);
+                self.walk.ctes.insert(name.clone());
+                if statement_level {
+                    let plain = cte.query.with.is_none()
+                        && matches!(cte.query.body.as_ref(), SetExpr::Select(_));
+                    if plain {
+                        let ptr: *const Query = cte.query.as_ref();
+                        self.bodies
+                            .push((ptr, BodyOf::Cte(self.walk.cte_defs.len())));
+                    }
+                    self.walk.cte_defs.push(CteDef {
+                        name,
+                        columns: cte.alias.columns.iter().map(|c| folded(&c.name)).collect(),
+                        body: None,
+                        query: cte.query.clone(),
+                        recursive: with.recursive,
+                    });
+                }
             }
         }
         ControlFlow::Continue(())
@@ -385,6 +527,23 @@ impl Visitor for Walker {
         let nested = self.query_depth > self.base_depth;
         self.walk.selects[scope].nested = nested;
         self.walk.selects[scope].link = self.next_link.take();
+        match self.next_body.take() {
+            Some(BodyOf::Derived(outer, i)) => {
+                if let Some(Source {
+                    kind: SourceKind::Derived(body, _),
+                    ..
+                }) = self.walk.selects[outer].sources.get_mut(i)
+                {
+                    *body = Some(scope);
+                }
+            }
+            Some(BodyOf::Cte(i)) => {
+                if let Some(def) = self.walk.cte_defs.get_mut(i) {
+                    def.body = Some(scope);
+                }
+            }
+            None => {}
+        }
         if !nested {
             self.links(s.selection.as_ref(), scope);
         }
