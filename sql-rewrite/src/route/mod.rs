@@ -298,6 +298,17 @@ fn analyse(statement: Statement, topo: &Topology<'_>) -> Result<Option<Analysed>
     let explain = matches!(statement, Statement::Explain { .. });
     let statement = explained(statement);
     let mut walk = scope::walk(&statement);
+    // A CTE named like a mapped table hides it everywhere in the statement,
+    // also inside the CTE's own body: the tables it reads would go unseen.
+    let hiding = walk
+        .ctes
+        .iter()
+        .find(|n| topo.map.table(n).is_some() || topo.map.physical_table(n).is_some());
+    if let Some(name) = hiding {
+        return Err(Refusal::new(format!(
+            "a CTE named {name} hides the mapped table of that name, so shardgate cannot tell which one each reference means: give the CTE another name"
+        )));
+    }
     scope::unvisited_relations(&statement, &mut walk.relations);
     let placement = |name: &str, schema: Option<&str>| -> Placement {
         if matches!(schema, Some("pg_catalog" | "information_schema"))
