@@ -402,6 +402,10 @@ const P_NAME: Col = col("p.name", Ty::Text, Domain::ProductName, true);
 const P_PRICE: Col = col("p.price", Ty::Numeric, Domain::Money, true);
 const V_PRODUCT: Col = col("v.product_id", Ty::Int8, Domain::ProductId, true);
 const V_STOCK: Col = col("v.stock", Ty::Int4, Domain::Small, true);
+const S_N: Col = col("s.n", Ty::Int8, Domain::Small, true);
+const S_SPENT: Col = col("s.spent", Ty::Numeric, Domain::Money, false);
+const S_TOP: Col = col("s.top", Ty::Text, Domain::Status, true);
+const S_STATUS: Col = col("s.status", Ty::Text, Domain::Status, true);
 
 fn sources() -> Vec<Source> {
     let user_exprs = vec![
@@ -568,6 +572,44 @@ fn sources() -> Vec<Source> {
             exprs: vec![("i.qty * p.price", Ty::Numeric, false)],
             subqueries: vec![],
  bools: vec!["p.price > 5", "o.status = 'paid'"],
+        },
+        // Derived tables that keep the sharding key (grouped by it, or row
+        // by row) and are joined on it: each shard computes them whole.
+        Source {
+            label: "spend⋈users",
+            from: "(SELECT user_id, count(*) AS n, sum(total) AS spent, max(status) AS top \
+                   FROM orders GROUP BY user_id) s JOIN users u ON u.id = s.user_id",
+            star: false,
+            cols: vec![U_ID, U_NAME, S_N, S_SPENT, S_TOP],
+            unique: vec!["u.id"],
+            key: U_ID,
+            exprs: vec![("s.n * 2", Ty::Int8, false), ("s.spent - 10", Ty::Numeric, false)],
+            subqueries: vec![],
+            bools: vec!["s.n > 3", "s.spent > 100"],
+        },
+        Source {
+            label: "open-orders⋈items",
+            from: "(SELECT user_id, id, total FROM orders WHERE status <> 'new') o \
+                   JOIN order_items i ON i.user_id = o.user_id AND i.order_id = o.id",
+            star: false,
+            cols: vec![O_ID, O_USER, O_TOTAL, I_PRODUCT, I_QTY, I_PRICE],
+            unique: vec!["i.user_id", "i.order_id", "i.product_id"],
+            key: O_USER,
+            exprs: item_exprs.clone(),
+            subqueries: vec![],
+            bools: vec!["i.qty > 2", "o.total > 40"],
+        },
+        // Grouped by a non-key column: a status's orders are on every shard.
+        Source {
+            label: "per-status",
+            from: "(SELECT status, count(*) AS n, sum(total) AS spent FROM orders GROUP BY status) s",
+            star: true,
+            cols: vec![S_STATUS, S_N, S_SPENT],
+            unique: vec!["s.status"],
+            key: S_STATUS,
+            exprs: vec![("s.n * 2", Ty::Int8, false)],
+            subqueries: vec![],
+            bools: vec!["s.n > 3"],
         },
         // Joins that do not line up with the shards: each shard holds every
         // product but only some inventory, or another user's items. One
