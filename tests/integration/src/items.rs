@@ -3,7 +3,7 @@
 //! non-ASCII text, loaded both into a plain reference server and, through
 //! shardgate, onto several shards.
 
-use crate::{config_for_shards, Cluster, ClusterOptions, Proxy};
+use crate::reference::{self, Differential};
 
 /// 300 rows with NULLs, duplicates, negative and special values.
 pub fn data() -> String {
@@ -70,69 +70,12 @@ pub fn data() -> String {
 /// The table.
 pub const SCHEMA: &str = "CREATE TABLE items (id bigint PRIMARY KEY, grp int, price numeric(10,2), score float8, name text, flag bool, at timestamptz, day date)";
 
-/// Shards behind a proxy and a reference server, both holding the rows.
-pub struct Items {
-    /// The shards (primary + one replica each).
-    pub shards: Vec<Cluster>,
-    /// One plain server holding every row.
-    pub reference: Cluster,
-    /// shardgate over the shards, `items` sharded by hash of `id`.
-    pub proxy: Proxy,
-    /// A client of the proxy.
-    pub client: tokio_postgres::Client,
-    /// A client of the reference.
-    pub reference_client: tokio_postgres::Client,
-    /// The proxy's configuration.
-    pub config: String,
-}
+/// The shards, the reference and the proxy of the `items` tests.
+pub type Items = Differential;
 
-/// Starts `n` shards, a reference and a proxy (with `extra` appended to its
-/// config), and loads the rows into both; checks every shard got some.
+/// Starts `n` shards (one replica each), a reference and a proxy (with
+/// `extra` appended to its config), and loads the rows into both.
 pub async fn start(n: usize, extra: &str) -> Items {
-    let shards = Cluster::start_many(
-        n,
-        ClusterOptions {
-            replicas: 1,
-            ..Default::default()
-        },
-    )
-    .expect("shards");
-    let reference = Cluster::start(ClusterOptions {
-        replicas: 0,
-        ..Default::default()
-    })
-    .expect("reference");
-    let refs: Vec<&Cluster> = shards.iter().collect();
-    let config = format!(
-        "{}\n[tables.items]\nsharding_key = \"id\"\n{extra}",
-        config_for_shards(&refs)
-    );
-    let proxy = Proxy::start(&config).expect("proxy");
-    let client = proxy.connect("shop", "shop").await.expect("connect");
-    let reference_client = reference.primary.connect("shop").await.expect("reference");
-    for sql in [SCHEMA.to_string(), data()] {
-        client.batch_execute(&sql).await.expect("through shardgate");
-        reference_client
-            .batch_execute(&sql)
-            .await
-            .expect("reference");
-    }
-    for s in &shards {
-        s.wait_replicated().await.expect("replicated");
-        let d = s.primary.connect("shop").await.expect("direct");
-        let rows: i64 = d
-            .query_one("SELECT count(*) FROM items", &[])
-            .await
-            .expect("count")
-            .get(0);
-        assert!(rows > 50, "every shard holds rows ({rows})");
-    }
-    Items {
-        shards,
-        reference,
-        proxy,
-        client,
-        reference_client,
-        config,
-    }
+    let tables = format!("[tables.items]\nsharding_key = \"id\"\n{extra}");
+    reference::start(n, 1, &tables, &[SCHEMA.to_string(), data()], ("items", 50)).await
 }

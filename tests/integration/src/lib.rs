@@ -25,6 +25,7 @@
 
 pub mod items;
 pub mod querygen;
+pub mod reference;
 pub mod users_orders;
 pub mod wire;
 

@@ -3,9 +3,7 @@
 //! `user_id`), loaded both into a plain reference server and, through
 //! shardgate, onto three shards.
 
-use tokio_postgres::{Client, SimpleQueryMessage};
-
-use crate::{config_for_shards, Cluster, ClusterOptions, Proxy};
+use crate::reference::{self, rows, Differential};
 
 /// The tables.
 pub const SCHEMA: &[&str] = &[
@@ -46,81 +44,16 @@ pub fn data() -> Vec<String> {
     ]
 }
 
-/// Three shards behind a proxy and a reference server, both holding the rows.
-pub struct UsersOrders {
-    /// The shards (primary + one replica each).
-    pub shards: Vec<Cluster>,
-    /// One plain server holding every row.
-    pub reference: Cluster,
-    /// shardgate over the shards: `users` by `id`, `orders` by `user_id`.
-    pub proxy: Proxy,
-    /// A client of the proxy.
-    pub client: Client,
-    /// A client of the reference.
-    pub reference_client: Client,
-}
+/// The shards, the reference and the proxy of the subquery and CTE tests.
+pub type UsersOrders = Differential;
 
-/// Starts the shards, the reference and the proxy, and loads the rows into
-/// both; checks every shard got orders.
+/// Starts three shards, the reference and the proxy (`users` by `id`,
+/// `orders` by `user_id` co-located with them), and loads the rows into both.
 pub async fn start() -> UsersOrders {
-    let shards = Cluster::start_many(3, ClusterOptions::default()).expect("shards");
-    let reference = Cluster::start(ClusterOptions {
-        replicas: 0,
-        ..Default::default()
-    })
-    .expect("reference");
-    let refs: Vec<&Cluster> = shards.iter().collect();
-    let config = format!(
-        "{}\n[tables.users]\nsharding_key = \"id\"\n\n[tables.orders]\nsharding_key = \"user_id\"\ncolocate_with = \"users\"\n",
-        config_for_shards(&refs)
-    );
-    let proxy = Proxy::start(&config).expect("proxy");
-    let client = proxy.connect("shop", "shop").await.expect("connect");
-    let reference_client = reference.primary.connect("shop").await.expect("reference");
+    let tables = "[tables.users]\nsharding_key = \"id\"\n\n[tables.orders]\nsharding_key = \"user_id\"\ncolocate_with = \"users\"\n";
     let mut load: Vec<String> = SCHEMA.iter().map(|s| s.to_string()).collect();
     load.extend(data());
-    for sql in &load {
-        client.batch_execute(sql).await.expect("through shardgate");
-        reference_client
-            .batch_execute(sql)
-            .await
-            .expect("reference");
-    }
-    for s in &shards {
-        s.wait_replicated().await.expect("replicated");
-        let d = s.primary.connect("shop").await.expect("direct");
-        let n: i64 = d
-            .query_one("SELECT count(*) FROM orders", &[])
-            .await
-            .expect("count")
-            .get(0);
-        assert!(n > 100, "every shard holds orders ({n})");
-    }
-    UsersOrders {
-        shards,
-        reference,
-        proxy,
-        client,
-        reference_client,
-    }
-}
-
-/// Every row of a simple query, as text; an error as `SQLSTATE: message`.
-pub async fn rows(c: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>, String> {
-    let msgs = c.simple_query(sql).await.map_err(|e| {
-        e.as_db_error()
-            .map(|d| format!("{}: {}", d.code().code(), d.message()))
-            .unwrap_or_else(|| e.to_string())
-    })?;
-    Ok(msgs
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
-            }
-            _ => None,
-        })
-        .collect())
+    reference::start(3, 1, tables, &load, ("orders", 100)).await
 }
 
 /// Runs each query through shardgate and on the reference: `allowed` must

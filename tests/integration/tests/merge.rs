@@ -8,9 +8,9 @@
 //! `merge_row_limit` shows the limit (54000) and that deep OFFSETs stream.
 
 use integration::items::{self, Items};
+use integration::reference::rows;
 use integration::wire;
 use integration::Proxy;
-use tokio_postgres::{Client, SimpleQueryMessage};
 
 /// The (name, type oid) of each column of the RowDescription the client
 /// gets for a simple query (a raw connection: tokio-postgres does not show
@@ -20,24 +20,6 @@ async fn described_types(proxy: &Proxy, sql: &str) -> Vec<(String, u32)> {
     let ex = wire::round_trip(&mut s, &[wire::query(sql)]).await;
     assert!(ex.error.is_none(), "{sql}: {:?}", ex.error);
     ex.columns.into_iter().map(|(n, t, _)| (n, t)).collect()
-}
-
-/// Every row of a simple query, as text.
-async fn rows(c: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>, String> {
-    let msgs = c.simple_query(sql).await.map_err(|e| {
-        e.as_db_error()
-            .map(|d| format!("{}: {}", d.code().code(), d.message()))
-            .unwrap_or_else(|| e.to_string())
-    })?;
-    Ok(msgs
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
-            }
-            _ => None,
-        })
-        .collect())
 }
 
 /// 12 000 rows (groups of 2 400) of every integer width and numerics of
