@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# What bench/run.sh and bench/sharded.sh share: logging, running as the
+# What bench/run.sh, bench/sharded.sh and bench/scatter.sh share: logging, running as the
 # postgres account, the temp dir and the cleanup that stops everything by PID,
 # free ports, starting Postgres primaries and streaming replicas, starting
 # shardgate, pgbench in the background, means and ratios, and writing the
@@ -11,6 +11,8 @@ PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT_DIR=$(cd "$BENCH_DIR/.." && pwd)
 RESULTS_DIR="$BENCH_DIR/results"
+
+export PGPASSWORD=shop # the role every benchmark connects as
 
 log() { printf '[%s %s] %s\n' "$LOG_TAG" "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -211,11 +213,22 @@ database = "shop"
 EOF
 }
 
-start_shardgate() { # checks and serves $TMP/shardgate.toml; sets SHARDGATE_PID
+start_shardgate() { # checks and serves $TMP/shardgate.toml until it answers; sets SHARDGATE_PID
     "$SHARDGATE" check --config "$TMP/shardgate.toml" >/dev/null || die "shardgate check failed"
     log "starting shardgate on port $SG_PORT (log: $SHARDGATE_LOG)"
     NO_COLOR=1 "$SHARDGATE" serve --config "$TMP/shardgate.toml" >"$SHARDGATE_LOG" 2>&1 &
     SHARDGATE_PID=$!
+    if ! wait_ready shardgate "$SG_PORT"; then
+        log "shardgate did not answer SELECT 1; its log:"
+        tail -n 40 "$SHARDGATE_LOG" >&2 || true
+        die "shardgate not ready"
+    fi
+}
+
+shop_sql() { # port: psql as shop, SQL on stdin or -c/-f in the remaining args
+    local port=$1
+    shift
+    "$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U shop -d shop -X -q -A -t -v ON_ERROR_STOP=1 "$@"
 }
 
 wait_ready() { # name port: until SELECT 1 as shop succeeds there (10 s)

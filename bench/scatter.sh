@@ -111,16 +111,6 @@ EOF
 start_shardgate
 PORT[sg]=$SG_PORT
 
-export PGPASSWORD=shop
-shop_sql() { # port: psql as shop, SQL on stdin or -c/-f in the remaining args
-    local port=$1
-    shift
-    "$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U shop -d shop -X -q -A -t -v ON_ERROR_STOP=1 "$@"
-}
-if ! wait_ready shardgate "$SG_PORT"; then
-    tail -n 40 "$SHARDGATE_LOG" >&2 || true
-    die "shardgate did not answer SELECT 1"
-fi
 rss_kib() { # field (VmRSS, VmHWM) of shardgate, in KiB
     awk -v f="$1:" '$1 == f { print $2 }' "/proc/$SHARDGATE_PID/status"
 }

@@ -102,16 +102,6 @@ EOF
 } >"$TMP/shardgate.toml"
 start_shardgate
 
-export PGPASSWORD=shop
-shop_sql() { # port: psql as shop, SQL on stdin or -c/-f in the remaining args
-    local port=$1
-    shift
-    "$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U shop -d shop -X -q -A -t -v ON_ERROR_STOP=1 "$@"
-}
-if ! wait_ready shardgate "$SG_PORT"; then
-    tail -n 40 "$SHARDGATE_LOG" >&2 || true
-    die "shardgate did not answer SELECT 1"
-fi
 
 # --- the table and its rows -----------------------------------------------------------
 DDL="CREATE TABLE accounts (aid bigint primary key, abalance int, filler text)"

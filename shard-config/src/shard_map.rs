@@ -181,16 +181,8 @@ impl TableRule {
     /// the physical table is `{table}_{suffix}`. `None` for other rules and for a key
     /// outside every listed interval.
     pub fn time_target(&self, micros: i64) -> Option<(usize, Option<String>)> {
-        let TableRule::Time {
-            interval,
-            placement,
-            table_per_interval,
-            ..
-        } = self
-        else {
-            return None;
-        };
-        time_rule::target(*interval, placement, *table_per_interval, micros)
+        let (interval, placement, per_interval) = self.time_parts()?;
+        time_rule::target(interval, placement, per_interval, micros)
     }
 
     /// A time rule's targets for keys between `from` and `to` (each `(micros,
@@ -203,16 +195,21 @@ impl TableRule {
         to: Option<(i64, bool)>,
         max: usize,
     ) -> Option<Vec<(usize, Option<String>)>> {
-        let TableRule::Time {
-            interval,
-            placement,
-            table_per_interval,
-            ..
-        } = self
-        else {
-            return None;
-        };
-        time_rule::targets(*interval, placement, *table_per_interval, from, to, max)
+        let (interval, placement, per_interval) = self.time_parts()?;
+        time_rule::targets(interval, placement, per_interval, from, to, max)
+    }
+
+    /// A time rule's interval, placement and `table_per_interval`.
+    fn time_parts(&self) -> Option<(Interval, &TimePlacement, bool)> {
+        match self {
+            TableRule::Time {
+                interval,
+                placement,
+                table_per_interval,
+                ..
+            } => Some((*interval, placement, *table_per_interval)),
+            _ => None,
+        }
     }
 
     /// A range rule's shards whose ranges meet the keys between `from` and `to` (each

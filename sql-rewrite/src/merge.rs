@@ -232,9 +232,14 @@ pub enum MergeError {
 pub fn plan(query: &Query, map: &ShardMap) -> Result<MergePlan, MergeError> {
     let mut plan = plan_shards(query, map)?;
     // A parameter only the proxy uses (OFFSET $n) must not reach the
-    // shards: their statement would declare fewer parameters than it is given.
+    // shards: their statement would declare fewer parameters than it is
+    // given. Only texts with parameters (prepared, their plans cached) are
+    // parsed again.
+    let Some(sql) = &plan.shard_sql else {
+        return Ok(plan);
+    };
     let total = params_used(query).last().copied().unwrap_or(0);
-    if let (true, Some(sql)) = (total > 0, &plan.shard_sql) {
+    if total > 0 {
         let parsed = Parser::parse_sql(&PostgreSqlDialect {}, sql)
             .ok()
             .and_then(|mut v| v.pop());

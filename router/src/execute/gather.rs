@@ -9,6 +9,8 @@ use super::merge::RowMerge;
 use super::steps::Steps;
 use crate::protocol::binary::ResultFormats;
 use crate::protocol::messages::{self, Severity};
+use sql_rewrite::merge::MergePlan;
+use sql_rewrite::route::Param;
 
 /// A statement running on several shards.
 #[derive(Debug)]
@@ -64,6 +66,29 @@ impl Gather {
             row_description: None,
             empty: false,
         }
+    }
+
+    /// Waits for the shards of `slots`, merging rows as `merge` says (with
+    /// OFFSET/LIMIT parameters taken from `params`).
+    pub fn for_route(
+        slots: &[usize],
+        mirror: bool,
+        merge: Option<MergePlan>,
+        params: &[Param<'_>],
+    ) -> Self {
+        let mut g = Gather::new(slots.len(), mirror);
+        match merge {
+            Some(plan) if !plan.aggregates.is_empty() => {
+                g.agg = Some(AggMerge::new(plan.aggregates));
+            }
+            Some(plan) => {
+                let offset = plan.offset.and_then(|c| c.resolve(params)).unwrap_or(0);
+                let limit = plan.limit.and_then(|c| c.resolve(params));
+                g.merge = Some(RowMerge::new(plan, slots, offset, limit));
+            }
+            None => {}
+        }
+        g
     }
 
     /// Appends merged DataRows to `out`, re-encoded where the client wants

@@ -12,9 +12,7 @@ use sql_rewrite::route::{preview, Route};
 use sql_rewrite::{classify, Classification, SessionEffect, Target, TxnEffect};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::aggregate::AggMerge;
 use super::gather::Gather;
-use super::merge::RowMerge;
 use super::settings::Settings;
 use super::slot::{Kind, ParseUndo, Pending, Slot, Statement};
 use super::steps::{Due, Need, Steps};
@@ -325,8 +323,10 @@ impl Session {
                 let sql = messages::query_text(f)?;
                 if let Some(inner) = show_route(sql) {
                     // answered by the proxy, after what the pinned server still owes
+                    if self.answers_owed() {
+                        return Ok(Flow::Wait);
+                    }
                     let status = match self.pinned.map(|p| &self.slots[p]) {
-                        Some(s) if !s.pending.is_empty() => return Ok(Flow::Wait),
                         Some(s) => s.status,
                         None if self.deferred_begin.is_some() => b'T',
                         None => b'I',
@@ -510,6 +510,13 @@ impl Session {
         }))
     }
 
+    /// The pinned server still owes the client answers: what the proxy
+    /// answers itself must wait for them.
+    fn answers_owed(&self) -> bool {
+        self.pinned
+            .is_some_and(|p| !self.slots[p].pending.is_empty())
+    }
+
     /// Applies `read_from = "primary"`.
     fn effective(&self, t: Target) -> Target {
         match self.ctx.config.routing.read_from {
@@ -654,6 +661,22 @@ impl Session {
         // keep the allocation for the next batch
         self.batch = batch;
         Ok(())
+    }
+
+    /// A slot on each of the route's shards; `None` when one cannot be had
+    /// (the client got the error and ReadyForQuery).
+    async fn acquire_all(&mut self, target: Target, route: &Route) -> Option<Vec<usize>> {
+        let mut idxs = Vec::with_capacity(route.shards.len());
+        for s in &route.shards {
+            match self.acquire(target, s.shard).await {
+                Some(i) => idxs.push(i),
+                None => {
+                    messages::ready_for_query(&mut self.cout, b'I');
+                    return None;
+                }
+            }
+        }
+        Some(idxs)
     }
 
     /// Chooses a server for `target` and checks out a connection if the
@@ -1131,10 +1154,7 @@ impl Session {
             }
             TxnEffect::Commit | TxnEffect::Rollback => {
                 self.deferred_begin.as_ref()?;
-                if self
-                    .pinned
-                    .is_some_and(|p| !self.slots[p].pending.is_empty())
-                {
+                if self.answers_owed() {
                     // answers the client is owed come first (a pipelined Close)
                     return Some(Flow::Wait);
                 }
@@ -1286,16 +1306,9 @@ impl Session {
         if self.deferred_begin.is_some() {
             return Ok(self.refuse(CROSS_SHARD_TXN));
         }
-        let mut idxs = Vec::with_capacity(route.shards.len());
-        for s in &route.shards {
-            match self.acquire(target, s.shard).await {
-                Some(i) => idxs.push(i),
-                None => {
-                    messages::ready_for_query(&mut self.cout, b'I');
-                    return Ok(Flow::Next);
-                }
-            }
-        }
+        let Some(idxs) = self.acquire_all(target, &route).await else {
+            return Ok(Flow::Next);
+        };
         for (k, (&i, s)) in idxs.iter().zip(&route.shards).enumerate() {
             let slot = &mut self.slots[i];
             slot.prepared.remove(&b""[..]);
@@ -1310,15 +1323,7 @@ impl Session {
                 None => slot.send(f, Some(p)),
             }
         }
-        let mut gather = Gather::new(idxs.len(), route.mirror);
-        if let Some(plan) = route.merge.as_ref().filter(|p| !p.aggregates.is_empty()) {
-            gather.agg = Some(AggMerge::new(plan.aggregates.clone()));
-        } else if let Some(plan) = route.merge {
-            let offset = plan.offset.and_then(|c| c.resolve(&[])).unwrap_or(0);
-            let limit = plan.limit.and_then(|c| c.resolve(&[]));
-            gather.merge = Some(RowMerge::new(plan, &idxs, offset, limit));
-        }
-        self.gather = Some(gather);
+        self.gather = Some(Gather::for_route(&idxs, route.mirror, route.merge, &[]));
         self.pin_gathered(&idxs);
         Ok(Flow::Next)
     }
@@ -1350,17 +1355,10 @@ impl Session {
         self.batch_waiting = false;
         self.batch_shard = None;
         self.batch_target = Target::Replica;
-        let mut idxs = Vec::with_capacity(route.shards.len());
-        for s in &route.shards {
-            match self.acquire(target, s.shard).await {
-                Some(i) => idxs.push(i),
-                None => {
-                    messages::ready_for_query(&mut self.cout, b'I');
-                    self.batch.clear();
-                    return Ok(());
-                }
-            }
-        }
+        let Some(idxs) = self.acquire_all(target, &route).await else {
+            self.batch.clear();
+            return Ok(());
+        };
         let batch = std::mem::take(&mut self.batch);
         let merging = route.merge.is_some();
         let bind = batch
@@ -1371,7 +1369,7 @@ impl Session {
             return Ok(());
         };
         let types = messages::parse_param_types(&bound.parse)?;
-        let original = Parse::read(&bound.parse)?.query.to_string();
+        let original = Parse::read(&bound.parse)?.query;
         // the client's messages, each one answer
         let mut steps = Steps::default();
         let mut step_of = Vec::with_capacity(batch.len());
@@ -1383,7 +1381,7 @@ impl Session {
             });
         }
         for (k, (&i, s)) in idxs.iter().zip(&route.shards).enumerate() {
-            let sql = s.sql.as_deref().unwrap_or(&original);
+            let sql = s.sql.as_deref().unwrap_or(original);
             let rebound = messages::rebind(&bind, sql, &types, s.params.as_deref(), merging)?;
             let slot = &mut self.slots[i];
             let mut described = false;
@@ -1450,20 +1448,13 @@ impl Session {
             }
         }
         let params = messages::bind_params(&bind)?;
-        let mut gather = Gather::new(idxs.len(), route.mirror);
+        let mut gather = Gather::for_route(&idxs, route.mirror, route.merge, &params);
         gather.steps = Some(steps);
         if merging {
             let formats = ResultFormats::new(messages::result_formats(&bind)?);
             if formats.any_binary() {
                 gather.binary = Some((formats, Vec::new()));
             }
-        }
-        if let Some(plan) = route.merge.as_ref().filter(|p| !p.aggregates.is_empty()) {
-            gather.agg = Some(AggMerge::new(plan.aggregates.clone()));
-        } else if let Some(plan) = route.merge {
-            let offset = plan.offset.and_then(|c| c.resolve(&params)).unwrap_or(0);
-            let limit = plan.limit.and_then(|c| c.resolve(&params));
-            gather.merge = Some(RowMerge::new(plan, &idxs, offset, limit));
         }
         self.gather = Some(gather);
         self.pin_gathered(&idxs);
@@ -1498,36 +1489,11 @@ impl Session {
                 slot.pending.pop_front();
                 done = step.map(|k| (k, Some(f.bytes.clone())));
             }
-            b'D' if g.error.is_some() => {}
-            b'D' if g.mirror => {
-                if lead {
-                    self.cout.extend_from_slice(&f.bytes);
-                }
-            }
-            b'D' => {
-                if let Some(m) = g.merge.as_mut() {
-                    if m.push(idx, f.bytes.clone()) {
-                        slot.paused = true;
-                    }
-                    drain_merge(g, &mut self.cout)?;
-                } else if let Some(a) = g.agg.as_mut() {
-                    if let Err(why) = a.feed(&f.bytes)? {
-                        g.fail("0A000", &why);
-                    }
-                } else {
-                    self.cout.extend_from_slice(&f.bytes);
-                }
-            }
+            b'D' => gather_row(g, slot, idx, &f, lead, &mut self.cout)?,
             b'C' | b'I' | b's' if kind == Kind::Execute => {
                 slot.pending.pop_front();
                 g.empty |= f.tag == b'I';
-                if f.tag == b'C' && g.merge.is_none() && (!g.mirror || lead) {
-                    g.add_tag(messages::command_tag(&f)?);
-                }
-                if let Some(m) = g.merge.as_mut() {
-                    m.finish_source(idx);
-                    drain_merge(g, &mut self.cout)?;
-                }
+                gather_source_end(g, idx, &f, lead, &mut self.cout)?;
                 done = step.map(|k| (k, None));
             }
             b'E' => {
@@ -1543,9 +1509,7 @@ impl Session {
                 {
                     slot.pending.pop_front();
                 }
-                if let Some(m) = g.merge.as_mut() {
-                    m.finish_source(idx);
-                }
+                gather_source_end(g, idx, &f, lead, &mut self.cout)?;
             }
             b'Z' => return self.gathered_ready(idx, &f),
             _ => self.cout.extend_from_slice(&f.bytes),
@@ -1585,88 +1549,23 @@ impl Session {
             }
             return Ok(());
         }
-        if let Some(a) = g
-            .agg
-            .as_mut()
-            .filter(|_| matches!(f.tag, b'T' | b'D' | b'C'))
-        {
-            let failed = match f.tag {
-                b'T' if !g.described => {
-                    g.described = true;
-                    self.cout.extend_from_slice(&f.bytes);
-                    a.describe(&f)?.err()
-                }
-                b'D' if g.error.is_none() => a.feed(&f.bytes)?.err(),
-                _ => None,
-            };
-            if let Some(why) = failed {
-                let mut e = BytesMut::new();
-                messages::error_response(&mut e, Severity::Error, "0A000", &why);
-                g.error.get_or_insert(e.freeze());
-            }
-            return Ok(());
-        }
-        if let Some(m) = g.merge.as_mut() {
-            match f.tag {
-                b'T' => {
-                    if !g.described {
-                        g.described = true;
-                        match m.describe(&f)? {
-                            Ok(t) => self.cout.extend_from_slice(&t),
-                            Err(why) => {
-                                let mut e = BytesMut::new();
-                                messages::error_response(&mut e, Severity::Error, "0A000", &why);
-                                g.error.get_or_insert(e.freeze());
-                            }
-                        }
-                    }
-                    return Ok(());
-                }
-                b'D' => {
-                    if g.error.is_none() && m.push(idx, f.bytes.clone()) {
-                        slot.paused = true;
-                    }
-                    if g.error.is_none() {
-                        m.drain(&mut self.cout)?;
-                    }
-                }
-                b'C' | b'E' => {
-                    m.finish_source(idx);
-                    if g.error.is_none() && f.tag == b'C' {
-                        m.drain(&mut self.cout)?;
-                    }
-                }
-                _ => {}
-            }
-            if let Some(why) = m.failed.take() {
-                let mut e = BytesMut::new();
-                messages::error_response(&mut e, Severity::Error, "22003", &why);
-                g.error.get_or_insert(e.freeze());
-            }
-            if f.tag == b'D' {
-                return Ok(());
-            }
-        }
         match f.tag {
             b'T' => {
                 if !g.described {
-                    g.described = true;
-                    self.cout.extend_from_slice(&f.bytes);
+                    let t = describe_gathered(g, &f)?;
+                    if g.error.is_none() {
+                        self.cout.extend_from_slice(&t);
+                    }
                 }
             }
-            b'D' => self.cout.extend_from_slice(&f.bytes),
-            b'C' => {
-                if g.merge.is_none() {
-                    g.add_tag(messages::command_tag(&f)?);
-                }
-            }
+            b'D' => gather_row(g, slot, idx, &f, lead, &mut self.cout)?,
+            b'C' => gather_source_end(g, idx, &f, lead, &mut self.cout)?,
             b'E' => {
                 if is_fatal(&f) {
                     slot.fatal_seen = true;
                 }
-                if g.error.is_none() {
-                    g.error = Some(f.bytes.clone());
-                }
+                g.error.get_or_insert_with(|| f.bytes.clone());
+                gather_source_end(g, idx, &f, lead, &mut self.cout)?;
             }
             b'I' => {}
             b'Z' => self.gathered_ready(idx, &f)?,
@@ -1801,8 +1700,59 @@ fn describe_gathered(g: &mut Gather, f: &Frame) -> Result<Bytes, Malformed> {
     Ok(t)
 }
 
-/// Sends the rows the merge can release now.
+/// One DataRow of a gathered statement: into the merge or the combined
+/// aggregate, or on to the client (a mirrored statement: the lead's only).
+fn gather_row(
+    g: &mut Gather,
+    slot: &mut Slot,
+    idx: usize,
+    f: &Frame,
+    lead: bool,
+    out: &mut BytesMut,
+) -> Result<(), Malformed> {
+    if g.error.is_some() || (g.mirror && !lead) {
+        return Ok(());
+    }
+    if let Some(m) = g.merge.as_mut() {
+        if m.push(idx, f.bytes.clone()) {
+            slot.paused = true;
+        }
+        return drain_merge(g, out);
+    }
+    if let Some(a) = g.agg.as_mut() {
+        if let Err(why) = a.feed(&f.bytes)? {
+            g.fail("0A000", &why);
+        }
+        return Ok(());
+    }
+    out.extend_from_slice(&f.bytes);
+    Ok(())
+}
+
+/// A shard's end of rows (CommandComplete, an error, …): its count is
+/// added, or the merge stops waiting for it.
+fn gather_source_end(
+    g: &mut Gather,
+    idx: usize,
+    f: &Frame,
+    lead: bool,
+    out: &mut BytesMut,
+) -> Result<(), Malformed> {
+    if let Some(m) = g.merge.as_mut() {
+        m.finish_source(idx);
+        return drain_merge(g, out);
+    }
+    if f.tag == b'C' && (!g.mirror || lead) {
+        g.add_tag(messages::command_tag(f)?);
+    }
+    Ok(())
+}
+
+/// Sends the rows the merge can release now (none after an error).
 fn drain_merge(g: &mut Gather, out: &mut BytesMut) -> Result<(), Malformed> {
+    if g.error.is_some() {
+        return Ok(());
+    }
     let Some(m) = g.merge.as_mut() else {
         return Ok(());
     };

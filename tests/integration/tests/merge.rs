@@ -59,7 +59,7 @@ const VALS: &str = "CREATE TABLE vals (id bigint PRIMARY KEY, k int, i2 smallint
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ordered_merges_equal_one_database() {
     let Items {
-        shards: _shards,
+        shards,
         reference: _reference,
         proxy,
         client: c,
@@ -71,6 +71,10 @@ async fn ordered_merges_equal_one_database() {
     for sql in setup {
         c.batch_execute(&sql).await.expect("through shardgate");
         r.batch_execute(&sql).await.expect("reference");
+    }
+    // reads go to the replicas: let them replay the load first
+    for s in &shards {
+        s.wait_replicated().await.expect("replicated");
     }
 
     let queries = [
