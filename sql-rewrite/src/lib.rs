@@ -18,6 +18,7 @@ pub mod merge;
 mod query_writes;
 pub mod route;
 mod session;
+mod split;
 mod transaction;
 mod write_functions;
 
@@ -25,5 +26,6 @@ pub use classify::{classify, Classification, Target};
 pub use depth_limit::{MAX_OPERATOR_DEPTH, MAX_PAREN_DEPTH, MAX_SET_OPERATIONS};
 pub use hint::has_primary_hint;
 pub use session::SessionEffect;
+pub use split::split_statements;
 pub use transaction::TxnEffect;
 pub use write_functions::{is_write_function, BUILTIN_WRITE_FUNCTIONS};

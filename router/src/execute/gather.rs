@@ -165,14 +165,14 @@ impl Gather {
         }
     }
 
-    /// Writes the merged end of the answer to the client.
-    pub fn finish(mut self, out: &mut BytesMut) {
+    /// Writes the merged end of the answer to the client (the session
+    /// writes the ReadyForQuery); `true` when it was an error.
+    pub fn finish(mut self, out: &mut BytesMut) -> bool {
         if self.mirror && self.steps.is_none() {
-            if let (Some(e), false) = (self.error, self.lead_failed) {
-                out.extend_from_slice(&e);
+            if let (Some(e), false) = (&self.error, self.lead_failed) {
+                out.extend_from_slice(e);
             }
-            messages::ready_for_query(out, b'I');
-            return;
+            return self.lead_failed || self.error.is_some();
         }
         if self.steps.is_none() && self.error.is_none() {
             // simple protocol: the command's end was not written yet
@@ -180,8 +180,9 @@ impl Gather {
         }
         if let Some(e) = &self.error {
             out.extend_from_slice(e);
+            return true;
         }
-        messages::ready_for_query(out, b'I');
+        false
     }
 }
 
@@ -195,13 +196,13 @@ mod tests {
         g.add_tag(b"INSERT 0 2");
         g.add_tag(b"INSERT 0 3");
         let mut out = BytesMut::new();
-        g.finish(&mut out);
-        assert_eq!(&out[..], b"C\0\0\0\x0fINSERT 0 5\0Z\0\0\0\x05I");
+        assert!(!g.finish(&mut out));
+        assert_eq!(&out[..], b"C\0\0\0\x0fINSERT 0 5\0");
         let mut g = Gather::new(2, false);
         g.add_tag(b"CREATE TABLE");
         g.add_tag(b"CREATE TABLE");
         let mut out = BytesMut::new();
-        g.finish(&mut out);
+        assert!(!g.finish(&mut out));
         assert!(out.starts_with(b"C\0\0\0\x11CREATE TABLE\0"));
     }
 }

@@ -3,10 +3,12 @@
 mod aggregate;
 mod gather;
 mod merge;
+pub mod request;
 pub mod routing;
 pub mod session;
 pub mod settings;
 pub mod slot;
 mod steps;
+pub mod transaction;
 
 pub use session::Session;

@@ -82,6 +82,11 @@ pub struct Pending {
     /// In a batch gathered from several shards: the client-visible step it
     /// answers (`None`: the proxy's own message).
     pub step: Option<usize>,
+    /// Its ReadyForQuery ends the unit of work the session waits for.
+    pub unit_end: bool,
+    /// The proxy sent it and swallows its answers, but an error it gets is
+    /// the client's (a transaction's BEGIN on a joining shard, a COMMIT).
+    pub quiet: bool,
 }
 
 impl Pending {
@@ -96,7 +101,23 @@ impl Pending {
             gather: false,
             lead: false,
             step: None,
+            unit_end: false,
+            quiet: false,
         }
+    }
+
+    /// The proxy's own Sync (or Query) whose ReadyForQuery ends a unit.
+    pub fn unit_end(kind: Kind) -> Self {
+        let mut p = Pending::new(kind, true);
+        p.unit_end = true;
+        p
+    }
+
+    /// A proxy statement whose errors reach the client.
+    pub fn quiet(kind: Kind) -> Self {
+        let mut p = Pending::new(kind, true);
+        p.quiet = true;
+        p
     }
 }
 
@@ -161,5 +182,93 @@ impl Slot {
     /// Idle: nothing pending and no transaction open.
     pub fn idle(&self) -> bool {
         self.pending.is_empty() && self.status == b'I'
+    }
+}
+
+/// The server connections a session holds, by stable id.
+#[derive(Default)]
+pub struct Slots(Vec<Option<Slot>>);
+
+impl Slots {
+    /// Adds a slot; returns its id.
+    pub fn insert(&mut self, slot: Slot) -> usize {
+        match self.0.iter().position(Option::is_none) {
+            Some(i) => {
+                self.0[i] = Some(slot);
+                i
+            }
+            None => {
+                self.0.push(Some(slot));
+                self.0.len() - 1
+            }
+        }
+    }
+
+    /// Removes a slot.
+    pub fn remove(&mut self, id: usize) -> Option<Slot> {
+        self.0.get_mut(id).and_then(Option::take)
+    }
+
+    /// The slot `id`.
+    pub fn get(&self, id: usize) -> Option<&Slot> {
+        self.0.get(id).and_then(Option::as_ref)
+    }
+
+    /// The slot `id`, mutably.
+    pub fn get_mut(&mut self, id: usize) -> Option<&mut Slot> {
+        self.0.get_mut(id).and_then(Option::as_mut)
+    }
+
+    /// The id of the slot on `server`.
+    pub fn find(&self, server: &Arc<Server>) -> Option<usize> {
+        self.iter()
+            .find(|(_, s)| Arc::ptr_eq(&s.server, server))
+            .map(|(i, _)| i)
+    }
+
+    /// Every slot with its id.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &Slot)> {
+        self.0
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (i, s)))
+    }
+
+    /// Every slot with its id, mutably.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut Slot)> {
+        self.0
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_mut().map(|s| (i, s)))
+    }
+
+    /// Ids of every slot.
+    pub fn ids(&self) -> Vec<usize> {
+        self.iter().map(|(i, _)| i).collect()
+    }
+
+    /// Takes every slot out.
+    pub fn drain(&mut self) -> Vec<Slot> {
+        self.0.drain(..).flatten().collect()
+    }
+}
+
+impl std::ops::Index<usize> for Slots {
+    type Output = Slot;
+    /// Ids come from the session's own books: a missing one is a bug.
+    fn index(&self, id: usize) -> &Slot {
+        match self.get(id) {
+            Some(s) => s,
+            None => panic!("no server connection {id}"),
+        }
+    }
+}
+
+impl std::ops::IndexMut<usize> for Slots {
+    fn index_mut(&mut self, id: usize) -> &mut Slot {
+        match self.get_mut(id) {
+            Some(s) => s,
+            None => panic!("no server connection {id}"),
+        }
     }
 }

@@ -245,16 +245,38 @@ async fn prepared_cross_shard_statements_equal_one_database() {
     assert_eq!(code, "0A000");
     assert!(message.contains("row limit"), "{message}");
 
-    // Inside a transaction a statement for several shards is refused and the
+    // Inside a transaction a read of several shards works (each shard joins
+    // the transaction); a write on a second shard is refused and the
     // transaction fails as it would on one server.
-    c.batch_execute("BEGIN").await.expect("begin");
-    let err = c
-        .query("SELECT id FROM items WHERE grp = $1", &[&1i32])
+    let outside = c
+        .query("SELECT id FROM items WHERE grp = $1 ORDER BY id", &[&1i32])
         .await
-        .expect_err("cross-shard in txn");
+        .expect("cross-shard read");
+    c.batch_execute("BEGIN").await.expect("begin");
+    let inside = c
+        .query("SELECT id FROM items WHERE grp = $1 ORDER BY id", &[&1i32])
+        .await
+        .expect("cross-shard read in txn");
+    let ids =
+        |rows: &[tokio_postgres::Row]| rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>();
+    assert_eq!(ids(&inside), ids(&outside));
+    assert!(!inside.is_empty());
+    let err = c
+        .execute(
+            "UPDATE items SET grp = grp WHERE id = ANY($1)",
+            &[&ids(&outside)],
+        )
+        .await
+        .expect_err("cross-shard write in txn");
     assert_eq!(
         err.as_db_error().map(|d| d.code().code()),
         Some("0A000"),
+        "{err}"
+    );
+    let err = c.query("SELECT 1", &[]).await.expect_err("aborted");
+    assert_eq!(
+        err.as_db_error().map(|d| d.code().code()),
+        Some("25P02"),
         "{err}"
     );
     c.batch_execute("ROLLBACK").await.expect("rollback");

@@ -1,0 +1,522 @@
+//! A statement on several shards: sent to each (rewritten for it), the
+//! answers gathered into one for the client: rows concatenated or merged,
+//! counts summed, the first error, one answer per message the client sent.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use sql_rewrite::route::Route;
+use sql_rewrite::{Classification, Target};
+
+use super::place::writes;
+use super::{end_unit, is_fatal, End, Session};
+use crate::execute::gather::Gather;
+use crate::execute::request::Group;
+use crate::execute::slot::{Kind, Pending, Slot, Statement};
+use crate::execute::steps::{Due, Need, Steps};
+use crate::execute::transaction::Mode;
+use crate::protocol::binary::ResultFormats;
+use crate::protocol::messages::{self, Bind, Malformed, Parse};
+use crate::protocol::Frame;
+
+/// A pending answer of one shard's part in a gathered statement.
+fn gathered(kind: Kind, swallow: bool, lead: bool, step: Option<usize>) -> Pending {
+    let mut p = Pending::new(kind, swallow);
+    p.gather = true;
+    p.lead = lead;
+    p.step = step;
+    p
+}
+
+impl Session {
+    /// The shards of a route, each with a slot (joining the transaction, or
+    /// opening the proxy's own for a write); `None`: the client got the error.
+    async fn route_slots(
+        &mut self,
+        route: &Route,
+        target: Target,
+        class: &Classification,
+    ) -> Option<Vec<usize>> {
+        let w = writes(class);
+        if w && self.txn.mode() == Mode::Idle {
+            // one statement writing several shards: all of it or nothing
+            self.txn.begin_implicit();
+        }
+        let shards: Vec<usize> = route.shards.iter().map(|s| s.shard).collect();
+        let target = self.effective(target);
+        self.place_all(&shards, target, w).await
+    }
+
+    /// Runs a simple-protocol statement on several shards and merges the answers.
+    pub(super) async fn scatter(
+        &mut self,
+        f: &Frame,
+        route: Route,
+        target: Target,
+        class: &Classification,
+    ) -> Result<(), End> {
+        let Some(ids) = self.route_slots(&route, target, class).await else {
+            return Ok(());
+        };
+        for (k, (&i, s)) in ids.iter().zip(&route.shards).enumerate() {
+            let slot = &mut self.slots[i];
+            slot.prepared.remove(&b""[..]);
+            let mut p = gathered(Kind::Query, false, k == 0, None);
+            p.unit_end = true;
+            match &s.sql {
+                Some(sql) => {
+                    messages::query(&mut slot.out, sql);
+                    slot.pending.push_back(p);
+                }
+                None => slot.send(f, Some(p)),
+            }
+        }
+        self.gather = Some(Gather::for_route(&ids, route.mirror, route.merge, &[]));
+        self.unit_sent(&ids);
+        Ok(())
+    }
+
+    /// Runs an extended-protocol group whose Bind goes to several shards:
+    /// each shard gets the group with the statement rewritten for it; the
+    /// client gets one answer per message it sent, rows merged.
+    pub(super) async fn scatter_batch(
+        &mut self,
+        g: Group,
+        route: Route,
+        bound: Arc<Statement>,
+        target: Target,
+    ) -> Result<(), End> {
+        if let Err(msg) = scatter_shape(&g.frames, writes(&bound.class)) {
+            self.fail_request("0A000", &msg);
+            return Ok(());
+        }
+        let Some(ids) = self.route_slots(&route, target, &bound.class).await else {
+            return Ok(());
+        };
+        let merging = route.merge.is_some();
+        let Some(bind) = g.bind().cloned() else {
+            return Ok(());
+        };
+        let types = messages::parse_param_types(&bound.parse)?;
+        let original = Parse::read(&bound.parse)?.query;
+        // the client's messages, each one answer
+        let mut steps = Steps::default();
+        let step_of: Vec<Option<usize>> = g
+            .frames
+            .iter()
+            .map(|f| match f.tag {
+                b'E' => Some(steps.push(Need::All)),
+                _ => Some(steps.push(Need::First)),
+            })
+            .collect();
+        for (k, (&i, s)) in ids.iter().zip(&route.shards).enumerate() {
+            let sql = s.sql.as_deref().unwrap_or(original);
+            let rebound = messages::rebind(&bind, sql, &types, s.params.as_deref(), merging)?;
+            let slot = &mut self.slots[i];
+            send_shard_part(slot, &g.frames, &step_of, &rebound, k == 0)?;
+        }
+        // the client's registry, once
+        for f in &g.frames {
+            match f.tag {
+                b'P' => {
+                    let name = Bytes::copy_from_slice(Parse::read(f)?.name);
+                    let st = self.statement(f)?;
+                    self.statements.insert(name, st);
+                }
+                b'C' => {
+                    let t = messages::Target::read(f)?;
+                    if t.kind == b'S' {
+                        self.statements.remove(t.name);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let params = messages::bind_params(&bind)?;
+        let mut gather = Gather::for_route(&ids, route.mirror, route.merge, &params);
+        gather.steps = Some(steps);
+        if merging {
+            let formats = ResultFormats::new(messages::result_formats(&bind)?);
+            if formats.any_binary() {
+                gather.binary = Some((formats, Vec::new()));
+            }
+        }
+        self.gather = Some(gather);
+        self.unit_sent(&ids);
+        Ok(())
+    }
+
+    /// One frame of a shard's answer to a scattered statement.
+    pub(super) fn gather_frame(&mut self, id: usize, f: Frame) -> Result<(), Malformed> {
+        let Some(g) = self.gather.as_mut() else {
+            return Ok(());
+        };
+        if g.steps.is_some() {
+            return self.gather_ext_frame(id, f);
+        }
+        let slot = &mut self.slots[id];
+        let lead = slot.pending.front().is_some_and(|p| p.lead);
+        if g.mirror && f.tag != b'Z' {
+            if lead {
+                g.lead_failed |= f.tag == b'E';
+                self.cout.extend_from_slice(&f.bytes);
+            } else if f.tag == b'E' && g.error.is_none() {
+                g.error = Some(f.bytes.clone());
+            }
+            return Ok(());
+        }
+        match f.tag {
+            b'T' => {
+                if !g.described {
+                    let t = describe_gathered(g, &f)?;
+                    if g.error.is_none() {
+                        self.cout.extend_from_slice(&t);
+                    }
+                }
+            }
+            b'D' => gather_row(g, slot, id, &f, lead, &mut self.cout)?,
+            b'C' => gather_source_end(g, id, &f, lead, &mut self.cout)?,
+            b'E' => {
+                if is_fatal(&f) {
+                    slot.fatal_seen = true;
+                }
+                g.error.get_or_insert_with(|| f.bytes.clone());
+                gather_source_end(g, id, &f, lead, &mut self.cout)?;
+            }
+            b'I' => {}
+            b'Z' => self.gathered_ready(id, &f)?,
+            _ => self.cout.extend_from_slice(&f.bytes),
+        }
+        Ok(())
+    }
+
+    /// One frame of a shard's answer to a batch gathered from several shards.
+    fn gather_ext_frame(&mut self, id: usize, f: Frame) -> Result<(), Malformed> {
+        let Some(g) = self.gather.as_mut() else {
+            return Ok(());
+        };
+        let slot = &mut self.slots[id];
+        let Some((kind, step, lead)) = slot.pending.front().map(|p| (p.kind, p.step, p.lead))
+        else {
+            return Ok(());
+        };
+        let mut done = None;
+        match f.tag {
+            b'1' | b'2' | b'3' => {
+                slot.pending.pop_front();
+                done = step.map(|k| (k, Some(f.bytes.clone())));
+            }
+            b'T' if kind == Kind::Describe => {
+                slot.pending.pop_front();
+                if g.row_description.is_none() {
+                    let described = describe_gathered(g, &f)?;
+                    g.row_description = Some(described);
+                }
+                done = step.map(|k| (k, g.row_description.clone()));
+            }
+            b'n' if kind == Kind::Describe => {
+                slot.pending.pop_front();
+                done = step.map(|k| (k, Some(f.bytes.clone())));
+            }
+            b'D' => gather_row(g, slot, id, &f, lead, &mut self.cout)?,
+            b'C' | b'I' | b's' if kind == Kind::Execute => {
+                slot.pending.pop_front();
+                g.empty |= f.tag == b'I';
+                gather_source_end(g, id, &f, lead, &mut self.cout)?;
+                done = step.map(|k| (k, None));
+            }
+            b'E' => {
+                if is_fatal(&f) {
+                    slot.fatal_seen = true;
+                }
+                g.error.get_or_insert_with(|| f.bytes.clone());
+                // the server skips to Sync
+                while slot
+                    .pending
+                    .front()
+                    .is_some_and(|p| !p.kind.ends_with_ready())
+                {
+                    slot.pending.pop_front();
+                }
+                gather_source_end(g, id, &f, lead, &mut self.cout)?;
+            }
+            b'Z' => return self.gathered_ready(id, &f),
+            _ => self.cout.extend_from_slice(&f.bytes),
+        }
+        if let Some((k, answer)) = done {
+            if let Some(st) = g.steps.as_mut() {
+                st.done(k, answer);
+            }
+        }
+        // answers due, in the client's order, until an error stops them
+        while g.error.is_none() {
+            match g.steps.as_mut().and_then(|st| st.next(g.shards)) {
+                Some(Due::Answer(b)) => self.cout.extend_from_slice(&b),
+                Some(Due::Complete) => g.end_command(&mut self.cout),
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// A shard's ReadyForQuery after its part of a gathered statement; the
+    /// last one ends the client's answer.
+    fn gathered_ready(&mut self, id: usize, f: &Frame) -> Result<(), Malformed> {
+        let slot = &mut self.slots[id];
+        let status = messages::ready_status(f)?;
+        slot.status = status;
+        let unit_end = slot.pending.pop_front().is_some_and(|p| p.unit_end);
+        slot.portals.clear();
+        let shard = slot.shard;
+        if unit_end {
+            self.unit_answered(id, shard, status);
+        }
+        let Some(g) = self.gather.as_mut() else {
+            return Ok(());
+        };
+        g.remaining = g.remaining.saturating_sub(1);
+        if g.remaining == 0 {
+            if let Some(g) = self.gather.take() {
+                self.gather_done(g);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every shard answered: the merged end goes to the client.
+    pub(super) fn gather_done(&mut self, g: Gather) {
+        if g.finish(&mut self.cout) {
+            self.request_failed();
+        }
+    }
+
+    /// Reads on from slots whose merge queue has room again.
+    pub(super) fn resume_paused(&mut self) {
+        loop {
+            let merge = self.gather.as_ref().and_then(|g| g.merge.as_ref());
+            let ready = self
+                .slots
+                .iter()
+                .find(|(i, s)| s.paused && merge.is_none_or(|m| m.has_room(*i)))
+                .map(|(i, _)| i);
+            let Some(i) = ready else {
+                return;
+            };
+            self.slots[i].paused = false;
+            self.process_server(i);
+        }
+    }
+}
+
+/// Sends one shard its part of a gathered extended-protocol group.
+fn send_shard_part(
+    slot: &mut Slot,
+    frames: &[Frame],
+    step_of: &[Option<usize>],
+    rebound: &[u8],
+    lead: bool,
+) -> Result<(), Malformed> {
+    let mut described = false;
+    for (f, &step) in frames.iter().zip(step_of) {
+        match f.tag {
+            b'P' => {
+                slot.send(f, Some(gathered(Kind::Parse, false, lead, step)));
+                slot.prepared.remove(Parse::read(f)?.name);
+            }
+            b'B' => {
+                slot.out.extend_from_slice(rebound);
+                slot.pending
+                    .push_back(gathered(Kind::Parse, true, lead, None));
+                slot.pending
+                    .push_back(gathered(Kind::Bind, false, lead, step));
+                slot.prepared.remove(&b""[..]);
+            }
+            b'D' => {
+                described = true;
+                slot.send(f, Some(gathered(Kind::Describe, false, lead, step)));
+            }
+            b'E' => {
+                if !described {
+                    // the merge needs the columns' types
+                    let (portal, _) = messages::execute_parts(f)?;
+                    messages::describe_portal(&mut slot.out, portal);
+                    slot.pending
+                        .push_back(gathered(Kind::Describe, true, lead, None));
+                }
+                // shards run it whole; the proxy does not suspend merged portals
+                let (portal, _) = messages::execute_parts(f)?;
+                let mut e = BytesMut::new();
+                let mut body = portal.to_vec();
+                body.push(0);
+                body.extend_from_slice(&0i32.to_be_bytes());
+                messages::raw(&mut e, b'E', &body);
+                slot.out.extend_from_slice(&e);
+                slot.pending
+                    .push_back(gathered(Kind::Execute, false, lead, step));
+            }
+            b'C' => {
+                let t = messages::Target::read(f)?;
+                if t.kind == b'S' {
+                    slot.prepared.remove(t.name);
+                }
+                slot.send(f, Some(gathered(Kind::Close, false, lead, step)));
+            }
+            _ => slot.send(f, None),
+        }
+    }
+    end_unit(slot);
+    if let Some(p) = slot.pending.back_mut() {
+        p.gather = true;
+        p.lead = lead;
+    }
+    Ok(())
+}
+
+/// The RowDescription the client sees for a gathered statement (hidden
+/// columns removed, formats as the client asked); prepares the merge.
+fn describe_gathered(g: &mut Gather, f: &Frame) -> Result<Bytes, Malformed> {
+    g.described = true;
+    let mut t = f.bytes.clone();
+    if let Some(m) = g.merge.as_mut() {
+        match m.describe(f)? {
+            Ok(visible) => t = visible,
+            Err(why) => g.fail("0A000", &why),
+        }
+    } else if let Some(a) = g.agg.as_mut() {
+        if let Err(why) = a.describe(f)? {
+            g.fail("0A000", &why);
+        }
+    }
+    if let Some((formats, types)) = g.binary.as_mut() {
+        let frame = Frame {
+            tag: b'T',
+            bytes: t.clone(),
+        };
+        *types = crate::execute::merge::row_description_types(&frame)?;
+        let unsupported = formats.unsupported(types);
+        t = formats.describe(&t)?.freeze();
+        if let Some(oid) = unsupported {
+            g.fail(
+                "0A000",
+                &format!("a merged cross-shard result cannot send type oid {oid} in binary yet: ask for text results"),
+            );
+        }
+    }
+    Ok(t)
+}
+
+/// One DataRow of a gathered statement: into the merge or the combined
+/// aggregate, or on to the client (a mirrored statement: the lead's only).
+fn gather_row(
+    g: &mut Gather,
+    slot: &mut Slot,
+    id: usize,
+    f: &Frame,
+    lead: bool,
+    out: &mut BytesMut,
+) -> Result<(), Malformed> {
+    if g.error.is_some() || (g.mirror && !lead) {
+        return Ok(());
+    }
+    if let Some(m) = g.merge.as_mut() {
+        if m.push(id, f.bytes.clone()) {
+            slot.paused = true;
+        }
+        return drain_merge(g, out);
+    }
+    if let Some(a) = g.agg.as_mut() {
+        if let Err(why) = a.feed(&f.bytes)? {
+            g.fail("0A000", &why);
+        }
+        return Ok(());
+    }
+    out.extend_from_slice(&f.bytes);
+    Ok(())
+}
+
+/// A shard's end of rows (CommandComplete, an error, …): its count is
+/// added, or the merge stops waiting for it.
+fn gather_source_end(
+    g: &mut Gather,
+    id: usize,
+    f: &Frame,
+    lead: bool,
+    out: &mut BytesMut,
+) -> Result<(), Malformed> {
+    if let Some(m) = g.merge.as_mut() {
+        m.finish_source(id);
+        return drain_merge(g, out);
+    }
+    if f.tag == b'C' && (!g.mirror || lead) {
+        g.add_tag(messages::command_tag(f)?);
+    }
+    Ok(())
+}
+
+/// Sends the rows the merge can release now (none after an error).
+fn drain_merge(g: &mut Gather, out: &mut BytesMut) -> Result<(), Malformed> {
+    if g.error.is_some() {
+        return Ok(());
+    }
+    let Some(m) = g.merge.as_mut() else {
+        return Ok(());
+    };
+    let failed = if g.binary.is_none() {
+        m.drain(out)?;
+        m.failed.take()
+    } else {
+        let mut rows = BytesMut::new();
+        m.drain(&mut rows)?;
+        let failed = m.failed.take();
+        g.emit_rows(&rows, out);
+        failed
+    };
+    if let Some(why) = failed {
+        g.fail("22003", &why);
+    }
+    Ok(())
+}
+
+/// Whether a group can run on several shards: one Bind, its Execute (all
+/// rows), optionally a Describe of its portal, Parses and Closes.
+/// A row limit is accepted for writes (JDBC's executeUpdate asks for one
+/// row): they return no rows to suspend.
+fn scatter_shape(frames: &[Frame], write: bool) -> Result<(), String> {
+    let refuse = |what: &str| {
+        Err(format!(
+            "a prepared statement that runs on several shards must come as Bind, Describe, Execute: {what}"
+        ))
+    };
+    let mut portal: Option<&[u8]> = None;
+    let mut executed = false;
+    for f in frames {
+        match f.tag {
+            b'P' | b'C' => {}
+            b'B' if portal.is_some() => return refuse("a second Bind in the same group"),
+            b'B' => portal = Some(Bind::read(f).map_err(|e| e.to_string())?.portal),
+            b'D' => {
+                let t = messages::Target::read(f).map_err(|e| e.to_string())?;
+                if t.kind != b'P' || portal != Some(t.name) {
+                    return refuse("a Describe of something else than its portal");
+                }
+            }
+            b'E' => {
+                let (name, max_rows) = messages::execute_parts(f).map_err(|e| e.to_string())?;
+                if executed || portal != Some(name) {
+                    return refuse("an Execute of another portal");
+                }
+                if max_rows != 0 && !write {
+                    return refuse(
+                        "an Execute with a row limit (fetch size); read all rows at once",
+                    );
+                }
+                executed = true;
+            }
+            _ => return refuse("an unexpected message"),
+        }
+    }
+    if !executed {
+        return refuse("no Execute");
+    }
+    Ok(())
+}
