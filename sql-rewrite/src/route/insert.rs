@@ -11,11 +11,11 @@ use sqlparser::ast::{
 };
 
 use super::refusal::Refusal;
-use super::rewrite::renumber_params;
 use super::scope::{column, Placement};
 use super::values::{convert, Converted};
 use super::{display_key, place, Analysed, Param, Route, ShardStatement, Topology};
 use crate::keys::{folded, object_names, value_of, KeyValueExpr};
+use crate::params::renumber_params;
 
 /// What an INSERT needs at Bind.
 #[derive(Debug, Clone)]

@@ -34,6 +34,7 @@ use sqlparser::ast::{AssignmentTarget, Statement};
 
 use crate::keys::{KeySet, KeyValueExpr};
 use crate::merge::MergePlan;
+use crate::query_shape::{needs_grouping, MergeNeed};
 use crate::Classification;
 pub use preview::{preview, PreviewRow};
 pub use refusal::Refusal;
@@ -55,14 +56,7 @@ pub struct Topology<'a> {
     pub merge_row_limit: usize,
 }
 
-/// One `$n` value of an execution, as Bind carries it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Param<'a> {
-    /// The bytes, `None` for NULL.
-    pub value: Option<&'a [u8]>,
-    /// Binary format (else text).
-    pub binary: bool,
-}
+pub use crate::params::Param;
 
 /// A statement text's route template: parse once, [`Plan::bind`] per execution.
 #[derive(Debug, Clone)]
@@ -98,7 +92,7 @@ struct Analysed {
     ranges: Vec<rewrite::KeyRange>,
     /// A construct that would need merging rows of several shards beyond
     /// ordering and counting.
-    needs_merge: Option<&'static str>,
+    needs_merge: Option<MergeNeed>,
     /// A read's ordered merge across shards, or why it cannot be merged.
     merge: Option<Result<MergePlan, String>>,
     /// A reason a key-less read cannot be evaluated shard by shard.
@@ -413,7 +407,7 @@ fn analyse(statement: Statement, topo: &Topology<'_>) -> Result<Option<Analysed>
         }
     }
     let needs_merge = match &statement {
-        Statement::Query(q) => refusal::needs_grouping(q),
+        Statement::Query(q) => needs_grouping(q),
         _ => None,
     };
     let merge = match &statement {
@@ -425,14 +419,20 @@ fn analyse(statement: Statement, topo: &Topology<'_>) -> Result<Option<Analysed>
     // What the merge plan handles needs no other merging; what it refuses
     // is refused with its reason.
     let needs_merge = match (&merge, needs_merge, &statement) {
-        (Some(Err(_)), Some("aggregate function" | "DISTINCT" | "GROUP BY" | "HAVING"), _) => None,
+        (
+            Some(Err(_)),
+            Some(
+                MergeNeed::Aggregate | MergeNeed::Distinct | MergeNeed::GroupBy | MergeNeed::Having,
+            ),
+            _,
+        ) => None,
         (Some(Ok(p)), Some(what), Statement::Query(q)) if merged(p, what) => {
             // DISTINCT is merged; anything else in the query still counts
             let mut plain = q.clone();
             if let sqlparser::ast::SetExpr::Select(s) = plain.body.as_mut() {
                 s.distinct = None;
             }
-            refusal::needs_grouping(&plain).filter(|w| !merged(p, w))
+            needs_grouping(&plain).filter(|w| !merged(p, *w))
         }
         (_, n, _) => n,
     };
@@ -497,11 +497,11 @@ fn analyse(statement: Statement, topo: &Topology<'_>) -> Result<Option<Analysed>
 
 /// Whether merge plan `p` answers construct `what` (from
 /// [`refusal::needs_grouping`]).
-fn merged(p: &MergePlan, what: &str) -> bool {
+fn merged(p: &MergePlan, what: MergeNeed) -> bool {
     match what {
-        "aggregate function" | "HAVING" => !p.aggregates.is_empty() || p.grouped.is_some(),
-        "GROUP BY" => p.grouped.is_some() || p.groups_per_shard,
-        "DISTINCT" => p.distinct.is_some(),
+        MergeNeed::Aggregate | MergeNeed::Having => !p.aggregates.is_empty() || p.grouped.is_some(),
+        MergeNeed::GroupBy => p.grouped.is_some() || p.groups_per_shard,
+        MergeNeed::Distinct => p.distinct.is_some(),
         _ => false,
     }
 }

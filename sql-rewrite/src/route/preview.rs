@@ -18,7 +18,8 @@ pub struct PreviewRow {
     pub sql: String,
     /// The client's parameters it gets, as `$n`, when they are rearranged.
     pub params: Option<String>,
-    /// How the shards' rows are merged, when they are ordered or counted.
+    /// How the shards' rows are merged, when they are ordered or counted:
+    /// one step per line.
     pub merge: Option<String>,
 }
 
@@ -57,6 +58,7 @@ pub fn preview(
             merge: route.merge.as_ref().map(|m| {
                 let mut m = m.clone();
                 m.shard_sql = None;
+                m.shard_params = None;
                 m.to_string()
             }),
             params: s.params.as_ref().map(|p| {

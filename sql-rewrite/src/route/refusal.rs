@@ -4,15 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::ops::ControlFlow;
 
 use shard_config::{ShardMap, TableRule};
-use sqlparser::ast::{
-    visit_expressions, Expr, Query, SelectItem, SetExpr, SetOperator, SetQuantifier,
-};
+use sqlparser::ast::{Query, SelectItem, SetExpr};
 
 use super::scope::{column, ColumnRef, LinkKind, Placement, Scope, Source, SourceKind, Walk};
 use super::Topology;
+use crate::query_shape::{body_needs_merge, needs_grouping, MergeNeed};
 
 /// A statement shardgate will not run: answered with SQLSTATE `0A000`
 /// (feature_not_supported) and this message.
@@ -81,169 +79,6 @@ pub fn unparsed_home(sql: &str, map: &ShardMap) -> Option<usize> {
         return None;
     }
     home
-}
-
-/// Aggregate functions PostgreSQL ships (lower case).
-pub(crate) const AGGREGATES: &[&str] = &[
-    "count",
-    "sum",
-    "min",
-    "max",
-    "avg",
-    "bool_and",
-    "bool_or",
-    "every",
-    "array_agg",
-    "string_agg",
-    "json_agg",
-    "jsonb_agg",
-    "json_object_agg",
-    "jsonb_object_agg",
-    "bit_and",
-    "bit_or",
-    "bit_xor",
-    "stddev",
-    "stddev_pop",
-    "stddev_samp",
-    "variance",
-    "var_pop",
-    "var_samp",
-    "corr",
-    "covar_pop",
-    "covar_samp",
-    "mode",
-    "percentile_cont",
-    "percentile_disc",
-    "xmlagg",
-    "range_agg",
-    "range_intersect_agg",
-    "regr_count",
-    "regr_avgx",
-    "regr_avgy",
-    "regr_slope",
-    "regr_intercept",
-    "regr_r2",
-    "regr_sxx",
-    "regr_sxy",
-    "regr_syy",
-    "rank",
-    "dense_rank",
-    "percent_rank",
-    "cume_dist",
-];
-
-/// The first construct of a query's own level whose rows from several shards
-/// would need merging: ORDER BY, LIMIT/OFFSET, FETCH, DISTINCT, GROUP BY,
-/// HAVING, an aggregate, a window function, UNION/INTERSECT/EXCEPT (other
-/// than UNION ALL).
-pub fn needs_merge(q: &Query) -> Option<&'static str> {
-    needs_ordering(q).or_else(|| needs_grouping(q))
-}
-
-/// ORDER BY, LIMIT/OFFSET or FETCH of the query's own level.
-fn needs_ordering(q: &Query) -> Option<&'static str> {
-    if q.order_by.is_some() {
-        return Some("ORDER BY");
-    }
-    if q.limit_clause.is_some() {
-        return Some("LIMIT/OFFSET");
-    }
-    if q.fetch.is_some() {
-        return Some("FETCH FIRST");
-    }
-    None
-}
-
-/// The first construct of the query's body whose rows need more than an
-/// ordered merge (DISTINCT, GROUP BY, aggregates, …): what
-/// [`crate::merge::plan`] does not handle.
-pub fn needs_grouping(q: &Query) -> Option<&'static str> {
-    body_needs_merge(&q.body)
-}
-
-fn body_needs_merge(body: &SetExpr) -> Option<&'static str> {
-    match body {
-        SetExpr::SetOperation {
-            op,
-            set_quantifier,
-            left,
-            right,
-        } => {
-            let all = matches!(set_quantifier, SetQuantifier::All);
-            match op {
-                SetOperator::Union if all => {
-                    body_needs_merge(left).or_else(|| body_needs_merge(right))
-                }
-                SetOperator::Union => Some("UNION (without ALL)"),
-                SetOperator::Intersect => Some("INTERSECT"),
-                SetOperator::Except | SetOperator::Minus => Some("EXCEPT"),
-            }
-        }
-        SetExpr::Query(q) => needs_merge(q),
-        SetExpr::Select(s) => {
-            if s.distinct.is_some() {
-                return Some("DISTINCT");
-            }
-            let grouped = match &s.group_by {
-                sqlparser::ast::GroupByExpr::All(_) => true,
-                sqlparser::ast::GroupByExpr::Expressions(e, _) => !e.is_empty(),
-            };
-            if grouped {
-                return Some("GROUP BY");
-            }
-            if s.having.is_some() {
-                return Some("HAVING");
-            }
-            for item in &s.projection {
-                let expr = match item {
-                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
-                    _ => continue,
-                };
-                if let Some(what) = aggregate_or_window(expr) {
-                    return Some(what);
-                }
-            }
-            None
-        }
-        _ => None,
-    }
-}
-
-/// A function call's (last) name, lower case.
-pub(crate) fn function_name(f: &sqlparser::ast::Function) -> String {
-    f.name
-        .0
-        .last()
-        .and_then(|p| p.as_ident())
-        .map(|i| i.value.to_ascii_lowercase())
-        .unwrap_or_default()
-}
-
-/// "aggregate function" or "window function" when `expr` calls one outside a subquery.
-fn aggregate_or_window(expr: &Expr) -> Option<&'static str> {
-    let found = visit_expressions(expr, |e| {
-        if let Expr::Function(f) = e {
-            if f.over.is_some() {
-                return ControlFlow::Break("window function");
-            }
-            let name = function_name(f);
-            if AGGREGATES.contains(&name.as_str()) {
-                return ControlFlow::Break("aggregate function");
-            }
-        }
-        if matches!(
-            e,
-            Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. }
-        ) {
-            // a subquery's aggregates are its own; its tables are checked elsewhere
-            return ControlFlow::Continue(());
-        }
-        ControlFlow::Continue(())
-    });
-    match found {
-        ControlFlow::Break(what) => Some(what),
-        ControlFlow::Continue(()) => None,
-    }
 }
 
 /// Why the statement cannot be run shard by shard with its results
@@ -591,12 +426,12 @@ fn linked_subquery_ok(
 }
 
 /// What a linked subquery holds that makes its per-shard answer differ.
-fn unfit(q: &Query) -> Option<&'static str> {
+fn unfit(q: &Query) -> Option<MergeNeed> {
     if q.limit_clause.is_some() {
-        return Some("LIMIT/OFFSET");
+        return Some(MergeNeed::LimitOffset);
     }
     if q.fetch.is_some() {
-        return Some("FETCH FIRST");
+        return Some(MergeNeed::FetchFirst);
     }
     let mut plain = q.clone();
     if let SetExpr::Select(s) = plain.body.as_mut() {
@@ -783,7 +618,7 @@ pub(crate) fn source_state(
     if query.limit_clause.is_some() || query.fetch.is_some() {
         return refuse("it has LIMIT/OFFSET or FETCH");
     }
-    if crate::merge::window_function(query).is_some() {
+    if crate::query_shape::window_function(query).is_some() {
         return refuse("it has a window function");
     }
     let SetExpr::Select(sel) = query.body.as_ref() else {
@@ -813,7 +648,7 @@ pub(crate) fn source_state(
         let keyed: Vec<usize> = group
             .iter()
             .filter_map(|e| {
-                let e = crate::merge::position(e)
+                let e = crate::query_shape::position(e)
                     .and_then(|p| sel.projection.get(p))
                     .and_then(item_expr)
                     .unwrap_or_else(|| e.clone());

@@ -2,14 +2,14 @@
 //! rewrites a shard may need: interval tables under their physical names,
 //! and `$n` parameters renumbered when a shard gets only some of them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
 use shard_config::hash::KeyValue;
 use shard_config::{KeyType, TableRule};
 use sqlparser::ast::{
-    visit_expressions, visit_expressions_mut, BinaryOperator, Expr, Ident, ObjectNamePart,
-    Statement, TableAlias, TableFactor, Value, VisitMut, VisitorMut,
+    BinaryOperator, Expr, Ident, ObjectNamePart, Statement, TableAlias, TableFactor, VisitMut,
+    VisitorMut,
 };
 
 use super::refusal::Refusal;
@@ -252,48 +252,5 @@ impl VisitorMut for Renamer<'_> {
             }
         }
         ControlFlow::Continue(())
-    }
-}
-
-/// Renumbers the `$n` the statement uses to `$1…$k` in order of `n`; gives
-/// the original 0-based indexes in their new order, or `None` when the
-/// statement uses exactly `$1…$k` of `total` already.
-pub fn renumber_params(statement: &mut Statement, total: usize) -> Option<Vec<usize>> {
-    let order: Vec<usize> = params_used(statement).into_iter().collect();
-    if order.len() == total && order.iter().enumerate().all(|(i, n)| *n == i + 1) {
-        return None;
-    }
-    let new_number: BTreeMap<usize, usize> =
-        order.iter().enumerate().map(|(i, n)| (*n, i + 1)).collect();
-    let _ = visit_expressions_mut(statement, |e| {
-        if let Some(n) = placeholder(e) {
-            if let Some(m) = new_number.get(&n) {
-                *e = Expr::value(Value::Placeholder(format!("${m}")));
-            }
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    Some(order.into_iter().map(|n| n - 1).collect())
-}
-
-/// The `$n` numbers a statement (or any part of one) uses.
-pub fn params_used<V: sqlparser::ast::Visit>(v: &V) -> BTreeSet<usize> {
-    let mut used = BTreeSet::new();
-    let _ = visit_expressions(v, |e| {
-        if let Some(n) = placeholder(e) {
-            used.insert(n);
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    used
-}
-
-fn placeholder(e: &Expr) -> Option<usize> {
-    match e {
-        Expr::Value(v) => match &v.value {
-            Value::Placeholder(p) => p.strip_prefix('$')?.parse().ok(),
-            _ => None,
-        },
-        _ => None,
     }
 }
