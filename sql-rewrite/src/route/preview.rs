@@ -4,8 +4,11 @@
 
 use std::fmt;
 
-use super::{plan_classified, Param, Refusal, Topology};
+use super::plan::plan_classified;
+use super::refusal::Refusal;
+use super::topology::Topology;
 use crate::classify::Target;
+use crate::params::Param;
 
 /// One target of a previewed route.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,11 +12,12 @@ use sqlparser::ast::{
     VisitorMut,
 };
 
-use super::refusal::Refusal;
+use super::refusal::{Refusal, RefusalKind};
 use super::scope::{column, Walk};
+use super::topology::Topology;
 use super::values::{convert, Converted, Key};
-use super::{Param, Topology};
 use crate::keys::{value_of, KeyValueExpr};
+use crate::params::Param;
 
 /// Most interval tables one statement may span.
 const MAX_INTERVALS: usize = 1000;
@@ -163,7 +164,7 @@ impl KeyRange {
                 for (shard, suffix) in targets {
                     if let Some(prev) = out.insert(shard, suffix.clone()) {
                         if prev != suffix {
-                            return Err(Refusal::new(format!(
+                            return Err(Refusal::new(RefusalKind::SeveralIntervals, format!(
                                 "the key range spans several interval tables on one shard ({} and {}): a query may read one interval table per shard",
                                 prev.unwrap_or_default(),
                                 suffix.unwrap_or_default()
@@ -195,7 +196,7 @@ pub fn needs_interval(rule: &TableRule, table: &str) -> Option<Refusal> {
             table_per_interval: true,
             key,
             ..
-        } => Some(Refusal::new(format!(
+        } => Some(Refusal::new(RefusalKind::TimeTableUnbounded, format!(
             "table {table} keeps one table per time interval: a statement must restrict {key} to a value, a list, or a bounded range (BETWEEN, >= … AND < …) so shardgate knows which interval tables to use"
         ))),
         _ => None,
@@ -205,7 +206,7 @@ pub fn needs_interval(rule: &TableRule, table: &str) -> Option<Refusal> {
 /// The refusal for keys of one table in two interval tables of one shard.
 pub fn two_intervals(table: &str, shard: usize, topo: &Topology<'_>) -> Refusal {
     let name = topo.shards.get(shard).copied().unwrap_or("?");
-    Refusal::new(format!(
+    Refusal::new(RefusalKind::SeveralIntervals, format!(
         "the keys of table {table} fall in several interval tables on shard {name}: a statement may use one interval table per shard; split it"
     ))
 }
