@@ -18,7 +18,7 @@ fn actual(case: &Case, topo: &Topology<'_>) -> Vec<String> {
     };
     let params = case.param_values();
     match preview(&case.sql, topo, &[], &params, false, &mut next_id) {
-        Err(r) => vec![format!("refused: {}", r.message)],
+        Err(r) => vec![format!("refused ({}): {}", r.kind, r.message)],
         Ok(rows) => rows
             .iter()
             .enumerate()
