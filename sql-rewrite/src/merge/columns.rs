@@ -13,12 +13,15 @@ use crate::query_shape::strip_nested;
 /// select list (with `avg` replaced by `sum`) and the hidden columns
 /// appended for the merge.
 pub(super) struct Columns<'a> {
+    /// The client's select list.
     pub(super) items: &'a [SelectItem],
+    /// The shards' select list: the client's (avg as sum), then the hidden columns.
     pub(super) shard_items: Vec<SelectItem>,
     /// How each column (visible, then hidden) combines; `None`: a group key.
     pub(super) combine: Vec<Option<Combine>>,
     /// The client's expression of each hidden column.
     pub(super) hidden: Vec<Expr>,
+    /// The GROUP BY expressions.
     pub(super) group: &'a [Expr],
     /// The column of each GROUP BY expression.
     pub(super) keys: Vec<usize>,
