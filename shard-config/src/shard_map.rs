@@ -41,6 +41,7 @@ use std::collections::BTreeMap;
 pub mod range_list;
 pub mod time_rule;
 
+use range_list::Placed;
 pub use range_list::{Bound, ListValue};
 pub use time_rule::TimePlacement;
 
@@ -421,30 +422,40 @@ fn resolve(
         return None;
     }
     let algorithm = root.algorithm.as_deref().unwrap_or("hash");
+    let group = root_name.to_string();
     if algorithm == "range" || algorithm == "list" {
-        return range_list::build(algorithm, key.clone(), root_name, &root.extra, shards).or(Some(
-            TableRule::Other {
+        return Some(match range_list::build(algorithm, &root.extra, shards) {
+            Some(Placed::Ranges(ranges)) => TableRule::Range { key, ranges, group },
+            Some(Placed::Values { values, default }) => TableRule::List {
+                key,
+                values,
+                default,
+                group,
+            },
+            None => TableRule::Other {
                 algorithm: algorithm.to_string(),
                 key,
             },
-        ));
+        });
     }
     if algorithm == "time" {
         let key_type = explicit_key_type(name, all)
             .filter(|t| t.is_time())
             .unwrap_or(KeyType::Timestamptz);
-        return time_rule::build(
-            key.clone(),
-            key_type,
-            &table.extra,
-            root_name,
-            &root.extra,
-            shards,
-        )
-        .or(Some(TableRule::Other {
-            algorithm: algorithm.to_string(),
-            key,
-        }));
+        return Some(match time_rule::build(&table.extra, &root.extra, shards) {
+            Some(t) => TableRule::Time {
+                key,
+                key_type,
+                interval: t.interval,
+                placement: t.placement,
+                table_per_interval: t.table_per_interval,
+                group,
+            },
+            None => TableRule::Other {
+                algorithm: algorithm.to_string(),
+                key,
+            },
+        });
     }
     if algorithm != "hash" {
         return Some(TableRule::Other {

@@ -360,6 +360,8 @@ fn names_of(relation: &TableFactor) -> Vec<String> {
     names
 }
 
+/// The names a table reference answers to (folded): its last part, and the
+/// whole dotted name when it is qualified (`orders`, `shop.orders`).
 pub(crate) fn object_names(name: &ObjectName) -> Vec<String> {
     let parts: Vec<String> = name
         .0

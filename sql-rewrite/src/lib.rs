@@ -15,6 +15,8 @@ mod fast_read;
 mod hint;
 pub mod keys;
 pub mod merge;
+mod params;
+mod query_shape;
 mod query_writes;
 pub mod route;
 mod session;

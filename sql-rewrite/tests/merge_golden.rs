@@ -19,10 +19,10 @@ fn golden_merge_plans() {
         let statements = Parser::parse_sql(&PostgreSqlDialect {}, &case.sql)
             .unwrap_or_else(|e| panic!("{}: {e}", case.sql));
         match statements.as_slice() {
-            [Statement::Query(q)] => vec![match plan(q, &map) {
-                Ok(p) => p.to_string(),
-                Err(e) => format!("refused: {e}"),
-            }],
+            [Statement::Query(q)] => match plan(q, &map) {
+                Ok(p) => p.steps(),
+                Err(e) => vec![format!("refused: {e}")],
+            },
             _ => panic!("{}: not one query", case.sql),
         }
     });

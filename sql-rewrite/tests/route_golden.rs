@@ -18,7 +18,7 @@ fn actual(case: &Case, topo: &Topology<'_>) -> Vec<String> {
     };
     let params = case.param_values();
     match preview(&case.sql, topo, &[], &params, false, &mut next_id) {
-        Err(r) => vec![format!("refused: {}", r.message)],
+        Err(r) => vec![format!("refused ({}): {}", r.kind, r.message)],
         Ok(rows) => rows
             .iter()
             .enumerate()
@@ -31,7 +31,10 @@ fn actual(case: &Case, topo: &Topology<'_>) -> Vec<String> {
                     s.push_str(&format!(" [params {p}]"));
                 }
                 let merge = r.merge.as_ref().filter(|_| i + 1 == rows.len());
-                std::iter::once(s).chain(merge.map(|m| format!("merge: {m}")))
+                let steps = merge.into_iter().flat_map(|m| {
+                    std::iter::once("merge:".to_string()).chain(m.lines().map(|l| format!("  {l}")))
+                });
+                std::iter::once(s).chain(steps)
             })
             .collect(),
     }

@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use crate::execute::routing::Routing;
 
-/// Prints `role shard: sql` per target shard, or the refusal (exit 1).
+/// Prints `role shard: sql` per target shard, then `merge:` and the merge
+/// plan's steps (one per line, indented) when rows are merged; or the
+/// refusal (exit 1).
 pub fn run(path: &str, sql: &str, params: &[String]) -> ExitCode {
     let config = match super::load_config(path) {
         Ok(c) => c,
@@ -42,7 +44,10 @@ pub fn run(path: &str, sql: &str, params: &[String]) -> ExitCode {
                 println!("{r}");
             }
             if let Some(m) = merge {
-                println!("merge: {m}");
+                println!("merge:");
+                for step in m.lines() {
+                    println!("  {step}");
+                }
             }
             ExitCode::SUCCESS
         }

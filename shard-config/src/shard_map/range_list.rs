@@ -60,7 +60,6 @@ use std::fmt;
 
 use toml_edit::Value;
 
-use super::TableRule;
 use crate::diagnostics::Diagnostics;
 use crate::fields::{
     item_line, item_type, range_entry_shard, shard_known, shard_range_entries, value_type, Section,
@@ -261,15 +260,28 @@ fn toml_list_value(v: &toml::Value) -> Option<ListValue> {
     }
 }
 
-/// The rule of a `range` or `list` root table, from its `extra` keys; `None` when
-/// they are malformed (a hand-built, unvalidated config).
+/// Where a `range` or `list` root table's keys live ([`build`]), for
+/// [`crate::TableRule::Range`] and [`crate::TableRule::List`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Placed {
+    /// `(from, to, shard)` sorted by `from`.
+    Ranges(Vec<(Bound, Bound, usize)>),
+    /// Each listed value's shard, and the shard of values not listed.
+    Values {
+        /// Listed value → shard.
+        values: BTreeMap<ListValue, usize>,
+        /// `default_shard`.
+        default: Option<usize>,
+    },
+}
+
+/// The placement of a `range` or `list` root table, from its `extra` keys;
+/// `None` when they are malformed (a hand-built, unvalidated config).
 pub(crate) fn build(
     algorithm: &str,
-    key: String,
-    group: &str,
     extra: &BTreeMap<String, toml::Value>,
     shards: &[&str],
-) -> Option<TableRule> {
+) -> Option<Placed> {
     let index = |v: Option<&toml::Value>| -> Option<usize> {
         let name = v?.as_str()?;
         shards.iter().position(|s| *s == name)
@@ -283,11 +295,7 @@ pub(crate) fn build(
                 ranges.push((toml_bound(r.get("from"))?, toml_bound(r.get("to"))?, shard));
             }
             ranges.sort_by(|a, b| from_order(&a.0, &b.0));
-            Some(TableRule::Range {
-                key,
-                ranges,
-                group: group.to_string(),
-            })
+            Some(Placed::Ranges(ranges))
         }
         "list" => {
             let mut values = BTreeMap::new();
@@ -303,12 +311,7 @@ pub(crate) fn build(
                 Some(v) => Some(index(Some(v))?),
                 None => None,
             };
-            Some(TableRule::List {
-                key,
-                values,
-                default,
-                group: group.to_string(),
-            })
+            Some(Placed::Values { values, default })
         }
         _ => None,
     }

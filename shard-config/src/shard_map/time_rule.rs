@@ -35,7 +35,6 @@ use std::collections::BTreeMap;
 
 use toml_edit::Value;
 
-use super::TableRule;
 use crate::diagnostics::Diagnostics;
 use crate::fields::{
     item_type, range_entry_shard, shard_range_entries, value_type, Located, Section,
@@ -160,16 +159,25 @@ fn toml_time(v: &toml::Value) -> Option<i64> {
     }
 }
 
-/// The rule of a table whose placement comes from the `time` table `group` (itself
-/// or the end of its `colocate_with` chain); `None` when the config is malformed.
+/// A time table's interval and placement ([`build`]), for [`crate::TableRule::Time`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TimeParts {
+    /// The length of one piece.
+    pub(crate) interval: Interval,
+    /// Which shard each interval lives on.
+    pub(crate) placement: TimePlacement,
+    /// The table's own `table_per_interval`.
+    pub(crate) table_per_interval: bool,
+}
+
+/// The interval and placement of a table whose placement comes from the
+/// `time` table with keys `root` (itself or the end of its `colocate_with`
+/// chain), with its `own` keys; `None` when the config is malformed.
 pub(crate) fn build(
-    key: String,
-    key_type: KeyType,
     own: &BTreeMap<String, toml::Value>,
-    group: &str,
     root: &BTreeMap<String, toml::Value>,
     shards: &[&str],
-) -> Option<TableRule> {
+) -> Option<TimeParts> {
     let interval = Interval::parse(root.get("interval")?.as_str()?)?;
     let index = |v: Option<&toml::Value>| -> Option<usize> {
         let name = v?.as_str()?;
@@ -212,16 +220,13 @@ pub(crate) fn build(
             TimePlacement::RoundRobin { start, shards }
         }
     };
-    Some(TableRule::Time {
-        key,
-        key_type,
+    Some(TimeParts {
         interval,
         placement,
         table_per_interval: own
             .get("table_per_interval")
             .and_then(toml::Value::as_bool)
             .unwrap_or(false),
-        group: group.to_string(),
     })
 }
 

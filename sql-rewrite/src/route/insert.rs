@@ -2,7 +2,7 @@
 //! shard), generated key columns filled with snowflake ids, INSERT … SELECT
 //! only when it stays on one shard, broadcast tables written everywhere.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use shard_config::{KeyType, TableRule};
 use sqlparser::ast::{
@@ -10,12 +10,14 @@ use sqlparser::ast::{
     TableAliasWithoutColumns, TableObject, Value,
 };
 
-use super::refusal::Refusal;
-use super::rewrite::renumber_params;
-use super::scope::{column, Placement};
-use super::values::{convert, Converted};
-use super::{display_key, place, Analysed, Param, Route, ShardStatement, Topology};
+use super::refusal::{Refusal, RefusalKind};
+use super::rewrite::two_intervals;
+use super::scope::column;
+use super::target::{Route, ShardStatement};
+use super::topology::Topology;
+use super::values::{convert, display_key, place, Converted, Key};
 use crate::keys::{folded, object_names, value_of, KeyValueExpr};
+use crate::params::{renumber_params, Param};
 
 /// What an INSERT needs at Bind.
 #[derive(Debug, Clone)]
@@ -74,7 +76,7 @@ pub fn analyse(ins: &Insert, topo: &Topology<'_>) -> Result<Option<InsertPlan>, 
         _ => None,
     };
     if generate.is_some() && (values.is_none() || columns.is_empty()) {
-        return Err(Refusal::new(format!(
+        return Err(Refusal::new(RefusalKind::InsertGeneratedColumn, format!(
             "INSERT into table {table} without its column {}, which shardgate generates, needs a column list and VALUES",
             generate.unwrap_or_default()
         )));
@@ -94,22 +96,23 @@ pub fn analyse(ins: &Insert, topo: &Topology<'_>) -> Result<Option<InsertPlan>, 
         .and_then(TableRule::key)
         .unwrap_or_default();
     if columns.is_empty() {
-        return Err(Refusal::new(format!(
+        return Err(Refusal::new(RefusalKind::InsertWithoutColumns, format!(
             "INSERT into sharded table {table} without a column list is not supported: name the columns so shardgate can find the sharding key {key}"
         )));
     }
     let position = columns.iter().position(|c| c == key);
     if position.is_none() && generate.as_deref() != Some(key) {
-        return Err(Refusal::new(format!(
-            "INSERT into sharded table {table} must give its sharding key {key}"
-        )));
+        return Err(Refusal::new(
+            RefusalKind::InsertWithoutKey,
+            format!("INSERT into sharded table {table} must give its sharding key {key}"),
+        ));
     }
     if let Some(v) = values {
         let mut row_keys = Vec::with_capacity(v.rows.len());
         for (n, row) in v.rows.iter().enumerate() {
             let k = match position {
                 Some(p) => row.get(p).and_then(value_of).ok_or_else(|| {
-                    Refusal::new(format!(
+                    Refusal::new(RefusalKind::InsertKeyNotLiteral, format!(
                         "the sharding key {key} of row {} of this INSERT into {table} is not a literal or a parameter: shardgate cannot tell its shard",
                         n + 1
                     ))
@@ -194,24 +197,32 @@ fn select_key_column(
         .then_some(SelectKey::CoLocated)
 }
 
-/// Binds an INSERT: the shards of its rows and what each receives.
+/// Where the tables an INSERT reads (its source) live, at Bind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceHome {
+    /// It reads no sharded or unsharded table.
+    Nowhere,
+    /// It reads some on every shard.
+    Everywhere,
+    /// Only on these shards.
+    Shards(BTreeSet<usize>),
+}
+
+/// Binds INSERT `ins` planned as `plan`, reading tables at `source`: the
+/// shards of its rows and what each receives.
 pub fn bind(
     plan: &InsertPlan,
-    a: &Analysed,
+    ins: &Insert,
+    source: &SourceHome,
     topo: &Topology<'_>,
     params: &[Param<'_>],
     next_id: &mut dyn FnMut() -> i64,
 ) -> Result<Route, Refusal> {
-    let Statement::Insert(ins) = &a.statement else {
-        return Err(Refusal::new("not an INSERT".to_string()));
-    };
     let table = &plan.table;
-    // The source's own tables must live where the rows go.
-    let source_home = source_shards(a, topo, params)?;
     match &plan.target {
         Target::Broadcast => {
-            if source_home.is_some() {
-                return Err(Refusal::new(format!(
+            if *source != SourceHome::Nowhere {
+                return Err(Refusal::new(RefusalKind::BroadcastWriteReadsOthers, format!(
                     "INSERT into broadcast table {table} that reads sharded or unsharded tables is not supported: the copies on each shard would differ"
                 )));
             }
@@ -226,16 +237,19 @@ pub fn bind(
             return Ok(route);
         }
         Target::Home(shard) => {
-            let elsewhere = match &source_home {
-                Some(Some(set)) => set.iter().any(|s| s != shard),
-                Some(None) => true,
-                None => false,
+            let elsewhere = match source {
+                SourceHome::Shards(set) => set.iter().any(|s| s != shard),
+                SourceHome::Everywhere => true,
+                SourceHome::Nowhere => false,
             };
             if elsewhere {
-                return Err(Refusal::new(format!(
-                    "INSERT into {table} (on shard {}) reads sharded tables on other shards",
-                    topo.shards.get(*shard).copied().unwrap_or("?")
-                )));
+                return Err(Refusal::new(
+                    RefusalKind::InsertReadsOtherShards,
+                    format!(
+                        "INSERT into {table} (on shard {}) reads sharded tables on other shards",
+                        topo.shards.get(*shard).copied().unwrap_or("?")
+                    ),
+                ));
             }
             let mut route = Route::one(*shard);
             if let Some(g) = &plan.generate {
@@ -245,62 +259,96 @@ pub fn bind(
         }
         Target::Sharded => {}
     }
-    let rule = topo
-        .map
-        .table(table)
-        .ok_or_else(|| Refusal::new(format!("table {table} is not in the shard map")))?;
+    let rule = topo.map.table(table).ok_or_else(|| {
+        Refusal::new(
+            RefusalKind::Internal,
+            format!("table {table} is not in the shard map"),
+        )
+    })?;
+    match &plan.row_keys {
+        None => bind_select(plan, rule, source, topo, params),
+        Some(row_keys) => {
+            let by_shard = rows_by_shard(plan, rule, row_keys, topo, params, next_id)?;
+            bind_values(plan, ins, by_shard, source, topo, params.len(), next_id)
+        }
+    }
+}
+
+/// INSERT … SELECT into a sharded table: one shard, when the selected key
+/// is a value, or the key of a co-located table read on one shard.
+fn bind_select(
+    plan: &InsertPlan,
+    rule: &TableRule,
+    source: &SourceHome,
+    topo: &Topology<'_>,
+    params: &[Param<'_>],
+) -> Result<Route, Refusal> {
+    let table = &plan.table;
     let ty = topo.map.key_type(table).unwrap_or(KeyType::Int);
-    let Some(row_keys) = &plan.row_keys else {
-        // INSERT … SELECT
-        let refuse = || {
-            Refusal::new(format!(
-                "INSERT … SELECT into sharded table {table} is supported only when the selected rows and their keys stay on one shard (select {} as a value, or as the key of a co-located table restricted to one shard)",
-                rule.key().unwrap_or("the key")
-            ))
-        };
-        let shard = match (&plan.select_key, &source_home) {
-            (Some(SelectKey::Value(v)), home) => {
-                let Some(Converted::Key(k)) = convert(v, ty, params) else {
-                    return Err(refuse());
-                };
-                let (shard, suffix) = place(rule, &k).ok_or_else(refuse)?;
-                if suffix.is_some() {
-                    return Err(refuse());
-                }
-                match home {
-                    None => shard,
-                    Some(Some(set)) if set.len() == 1 && set.contains(&shard) => shard,
-                    _ => return Err(refuse()),
-                }
-            }
-            (Some(SelectKey::CoLocated), Some(Some(set))) if set.len() == 1 => {
-                *set.iter().next().ok_or_else(refuse)?
-            }
-            _ => return Err(refuse()),
-        };
-        return Ok(Route::one(shard));
+    let refuse = || {
+        Refusal::new(RefusalKind::InsertSelect, format!(
+            "INSERT … SELECT into sharded table {table} is supported only when the selected rows and their keys stay on one shard (select {} as a value, or as the key of a co-located table restricted to one shard)",
+            rule.key().unwrap_or("the key")
+        ))
     };
-    // VALUES: each row to its shard.
+    let shard = match (&plan.select_key, source) {
+        (Some(SelectKey::Value(v)), home) => {
+            let Some(Converted::Key(k)) = convert(v, ty, params) else {
+                return Err(refuse());
+            };
+            let (shard, suffix) = place(rule, &k).ok_or_else(refuse)?;
+            if suffix.is_some() {
+                return Err(refuse());
+            }
+            match home {
+                SourceHome::Nowhere => shard,
+                SourceHome::Shards(set) if set.len() == 1 && set.contains(&shard) => shard,
+                _ => return Err(refuse()),
+            }
+        }
+        (Some(SelectKey::CoLocated), SourceHome::Shards(set)) if set.len() == 1 => {
+            *set.iter().next().ok_or_else(refuse)?
+        }
+        _ => return Err(refuse()),
+    };
+    Ok(Route::one(shard))
+}
+
+/// The VALUES rows (indexes) of each shard, with its interval-table suffix.
+type RowsByShard = BTreeMap<usize, (Vec<usize>, Option<String>)>;
+
+/// Places each VALUES row on the shard owning its key, drawing generated
+/// keys; returns the rows of each shard and the generated id of each row.
+fn rows_by_shard(
+    plan: &InsertPlan,
+    rule: &TableRule,
+    row_keys: &[KeyValueExpr],
+    topo: &Topology<'_>,
+    params: &[Param<'_>],
+    next_id: &mut dyn FnMut() -> i64,
+) -> Result<(RowsByShard, Vec<Option<i64>>), Refusal> {
+    let table = &plan.table;
+    let ty = topo.map.key_type(table).unwrap_or(KeyType::Int);
     let key = rule.key().unwrap_or_default();
     let mut generated: Vec<Option<i64>> = vec![None; row_keys.len()];
-    let mut by_shard: BTreeMap<usize, (Vec<usize>, Option<String>)> = BTreeMap::new();
+    let mut by_shard: RowsByShard = BTreeMap::new();
     for (n, k) in row_keys.iter().enumerate() {
         let converted = if plan.generate.as_deref() == Some(key) {
             let id = next_id();
             generated[n] = Some(id);
-            Some(Converted::Key(super::values::Key::Int(id)))
+            Some(Converted::Key(Key::Int(id)))
         } else {
             convert(k, ty, params)
         };
         let (shard, suffix) = match converted {
             Some(Converted::Key(k)) => place(rule, &k).ok_or_else(|| {
-                Refusal::new(format!(
+                Refusal::new(RefusalKind::KeyNotMapped, format!(
                     "no shard owns key {} of table {table}: the shard map leaves it out",
                     display_key(&k)
                 ))
             })?,
             Some(Converted::Null) => {
-                return Err(Refusal::new(format!(
+                return Err(Refusal::new(RefusalKind::InsertNullKey, format!(
                     "the sharding key {key} of row {} of this INSERT into {table} is NULL: a row without a key has no shard",
                     n + 1
                 )))
@@ -312,16 +360,31 @@ pub fn bind(
             .entry(shard)
             .or_insert_with(|| (Vec::new(), suffix.clone()));
         if entry.1 != suffix {
-            return Err(super::rewrite::two_intervals(table, shard, topo));
+            return Err(two_intervals(table, shard, topo));
         }
         entry.0.push(n);
     }
-    if let Some(Some(set)) = &source_home {
+    Ok((by_shard, generated))
+}
+
+/// INSERT … VALUES into a sharded table: each shard gets its rows (with
+/// generated ids, under the interval table's name, parameters renumbered).
+fn bind_values(
+    plan: &InsertPlan,
+    ins: &Insert,
+    (by_shard, generated): (RowsByShard, Vec<Option<i64>>),
+    source: &SourceHome,
+    topo: &Topology<'_>,
+    given_params: usize,
+    next_id: &mut dyn FnMut() -> i64,
+) -> Result<Route, Refusal> {
+    let table = &plan.table;
+    if let SourceHome::Shards(set) = source {
         if !(set.len() == 1
             && by_shard.len() == 1
             && by_shard.contains_key(set.iter().next().unwrap_or(&usize::MAX)))
         {
-            return Err(Refusal::new(format!(
+            return Err(Refusal::new(RefusalKind::InsertReadsOtherShards, format!(
                 "this INSERT into sharded table {table} reads tables that live on other shards than its rows"
             )));
         }
@@ -345,7 +408,7 @@ pub fn bind(
         if let (Some(suffix), Statement::Insert(i)) = (&suffix, &mut stmt) {
             rename_target(i, table, suffix);
         }
-        let params = renumber_params(&mut stmt, params.len());
+        let params = renumber_params(&mut stmt, given_params);
         shards.push(ShardStatement {
             shard,
             sql: Some(stmt.to_string()),
@@ -358,34 +421,6 @@ pub fn bind(
         merge: None,
         shards,
     })
-}
-
-/// `None`: the source reads no sharded or unsharded table; `Some(None)`:
-/// it reads some on every shard; `Some(Some(set))`: only on these shards.
-fn source_shards(
-    a: &Analysed,
-    topo: &Topology<'_>,
-    params: &[Param<'_>],
-) -> Result<Option<Option<std::collections::BTreeSet<usize>>>, Refusal> {
-    let mut out: Option<std::collections::BTreeSet<usize>> = None;
-    let mut any = false;
-    for (i, p) in a.placements.iter().enumerate() {
-        let set: std::collections::BTreeSet<usize> = match p {
-            Placement::Sharded => match a.occurrence_shards(i, topo, params)? {
-                super::Shards::All => return Ok(Some(None)),
-                super::Shards::Some(m) => m.keys().copied().collect(),
-            },
-            Placement::Unsharded => [topo.default_shard].into(),
-            Placement::Interval { shard, .. } => [*shard].into(),
-            Placement::Broadcast | Placement::Catalog => continue,
-        };
-        any = true;
-        out = Some(match out {
-            None => set,
-            Some(o) => o.union(&set).copied().collect(),
-        });
-    }
-    Ok(any.then_some(out))
 }
 
 /// The INSERT with only the VALUES rows `rows`.

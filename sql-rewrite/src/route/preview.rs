@@ -4,8 +4,11 @@
 
 use std::fmt;
 
-use super::{plan_classified, Param, Refusal, Topology};
+use super::plan::plan_classified;
+use super::refusal::Refusal;
+use super::topology::Topology;
 use crate::classify::Target;
+use crate::params::Param;
 
 /// One target of a previewed route.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +21,8 @@ pub struct PreviewRow {
     pub sql: String,
     /// The client's parameters it gets, as `$n`, when they are rearranged.
     pub params: Option<String>,
-    /// How the shards' rows are merged, when they are ordered or counted.
+    /// How the shards' rows are merged, when they are ordered or counted:
+    /// one step per line.
     pub merge: Option<String>,
 }
 
@@ -57,6 +61,7 @@ pub fn preview(
             merge: route.merge.as_ref().map(|m| {
                 let mut m = m.clone();
                 m.shard_sql = None;
+                m.shard_params = None;
                 m.to_string()
             }),
             params: s.params.as_ref().map(|p| {

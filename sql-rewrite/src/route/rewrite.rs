@@ -2,21 +2,22 @@
 //! rewrites a shard may need: interval tables under their physical names,
 //! and `$n` parameters renumbered when a shard gets only some of them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
 use shard_config::hash::KeyValue;
 use shard_config::{KeyType, TableRule};
 use sqlparser::ast::{
-    visit_expressions, visit_expressions_mut, BinaryOperator, Expr, Ident, ObjectNamePart,
-    Statement, TableAlias, TableFactor, Value, VisitMut, VisitorMut,
+    BinaryOperator, Expr, Ident, ObjectNamePart, Statement, TableAlias, TableFactor, VisitMut,
+    VisitorMut,
 };
 
-use super::refusal::Refusal;
+use super::refusal::{Refusal, RefusalKind};
 use super::scope::{column, Walk};
+use super::topology::Topology;
 use super::values::{convert, Converted, Key};
-use super::{Param, Topology};
 use crate::keys::{value_of, KeyValueExpr};
+use crate::params::Param;
 
 /// Most interval tables one statement may span.
 const MAX_INTERVALS: usize = 1000;
@@ -163,7 +164,7 @@ impl KeyRange {
                 for (shard, suffix) in targets {
                     if let Some(prev) = out.insert(shard, suffix.clone()) {
                         if prev != suffix {
-                            return Err(Refusal::new(format!(
+                            return Err(Refusal::new(RefusalKind::SeveralIntervals, format!(
                                 "the key range spans several interval tables on one shard ({} and {}): a query may read one interval table per shard",
                                 prev.unwrap_or_default(),
                                 suffix.unwrap_or_default()
@@ -195,7 +196,7 @@ pub fn needs_interval(rule: &TableRule, table: &str) -> Option<Refusal> {
             table_per_interval: true,
             key,
             ..
-        } => Some(Refusal::new(format!(
+        } => Some(Refusal::new(RefusalKind::TimeTableUnbounded, format!(
             "table {table} keeps one table per time interval: a statement must restrict {key} to a value, a list, or a bounded range (BETWEEN, >= … AND < …) so shardgate knows which interval tables to use"
         ))),
         _ => None,
@@ -205,7 +206,7 @@ pub fn needs_interval(rule: &TableRule, table: &str) -> Option<Refusal> {
 /// The refusal for keys of one table in two interval tables of one shard.
 pub fn two_intervals(table: &str, shard: usize, topo: &Topology<'_>) -> Refusal {
     let name = topo.shards.get(shard).copied().unwrap_or("?");
-    Refusal::new(format!(
+    Refusal::new(RefusalKind::SeveralIntervals, format!(
         "the keys of table {table} fall in several interval tables on shard {name}: a statement may use one interval table per shard; split it"
     ))
 }
@@ -252,48 +253,5 @@ impl VisitorMut for Renamer<'_> {
             }
         }
         ControlFlow::Continue(())
-    }
-}
-
-/// Renumbers the `$n` the statement uses to `$1…$k` in order of `n`; gives
-/// the original 0-based indexes in their new order, or `None` when the
-/// statement uses exactly `$1…$k` of `total` already.
-pub fn renumber_params(statement: &mut Statement, total: usize) -> Option<Vec<usize>> {
-    let order: Vec<usize> = params_used(statement).into_iter().collect();
-    if order.len() == total && order.iter().enumerate().all(|(i, n)| *n == i + 1) {
-        return None;
-    }
-    let new_number: BTreeMap<usize, usize> =
-        order.iter().enumerate().map(|(i, n)| (*n, i + 1)).collect();
-    let _ = visit_expressions_mut(statement, |e| {
-        if let Some(n) = placeholder(e) {
-            if let Some(m) = new_number.get(&n) {
-                *e = Expr::value(Value::Placeholder(format!("${m}")));
-            }
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    Some(order.into_iter().map(|n| n - 1).collect())
-}
-
-/// The `$n` numbers a statement (or any part of one) uses.
-pub fn params_used<V: sqlparser::ast::Visit>(v: &V) -> BTreeSet<usize> {
-    let mut used = BTreeSet::new();
-    let _ = visit_expressions(v, |e| {
-        if let Some(n) = placeholder(e) {
-            used.insert(n);
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    used
-}
-
-fn placeholder(e: &Expr) -> Option<usize> {
-    match e {
-        Expr::Value(v) => match &v.value {
-            Value::Placeholder(p) => p.strip_prefix('$')?.parse().ok(),
-            _ => None,
-        },
-        _ => None,
     }
 }

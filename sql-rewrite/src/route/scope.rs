@@ -3,6 +3,7 @@
 //! which sharding-key values its scope's WHERE allows.
 
 use std::collections::BTreeSet;
+use std::fmt;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
@@ -658,6 +659,18 @@ pub fn unvisited_relations(statement: &Statement, out: &mut Vec<(String, Option<
             if !out.iter().any(|(l, _)| l == last) {
                 out.push((last.clone(), schema));
             }
+        }
+    }
+}
+
+impl fmt::Display for Placement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Placement::Sharded => f.write_str("sharded"),
+            Placement::Broadcast => f.write_str("broadcast"),
+            Placement::Catalog => f.write_str("catalog"),
+            Placement::Unsharded => f.write_str("unsharded"),
+            Placement::Interval { logical, shard } => write!(f, "interval of {logical} on {shard}"),
         }
     }
 }

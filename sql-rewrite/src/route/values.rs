@@ -1,11 +1,12 @@
 //! Turning a key as written in SQL (a literal) or sent at Bind (a text or
 //! binary parameter) into the value placement works on, by the key column's
-//! type.
+//! type; and the shard a key value is placed on.
 
-use shard_config::KeyType;
+use shard_config::hash::KeyValue;
+use shard_config::{KeyType, TableRule};
 
-use super::Param;
 use crate::keys::KeyValueExpr;
+use crate::params::Param;
 
 /// A key value ready for placement: an integer, the bytes of a text key, the
 /// 16 bytes of a uuid, or a time as microseconds since the Unix epoch (UTC).
@@ -222,6 +223,26 @@ fn text_array(s: &str, ty: KeyType) -> Option<Vec<Converted>> {
             Some(',') => {}
             Some(_) => return None,
         }
+    }
+}
+
+/// The shard (and interval-table suffix) owning `key` under `rule`.
+pub fn place(rule: &TableRule, key: &Key) -> Option<(usize, Option<String>)> {
+    match key {
+        Key::Int(i) => rule.shard_for_key(&KeyValue::Int(*i)).map(|s| (s, None)),
+        Key::Text(b) => rule.shard_for_key(&KeyValue::Text(b)).map(|s| (s, None)),
+        Key::Uuid(u) => rule.shard_for_key(&KeyValue::Uuid(*u)).map(|s| (s, None)),
+        Key::Time(t) => rule.time_target(*t),
+    }
+}
+
+/// A key for messages.
+pub fn display_key(k: &Key) -> String {
+    match k {
+        Key::Int(i) => i.to_string(),
+        Key::Text(b) => format!("'{}'", String::from_utf8_lossy(b).replace('\'', "''")),
+        Key::Uuid(u) => format!("'{}'", shard_config::uuid_text(u)),
+        Key::Time(t) => format!("{t} µs after 1970-01-01 UTC"),
     }
 }
 
