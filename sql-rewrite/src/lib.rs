@@ -21,6 +21,7 @@ mod query_writes;
 pub mod route;
 mod session;
 mod split;
+mod sql_prepare;
 mod transaction;
 mod write_functions;
 
@@ -29,5 +30,6 @@ pub use depth_limit::{MAX_OPERATOR_DEPTH, MAX_PAREN_DEPTH, MAX_SET_OPERATIONS};
 pub use hint::has_primary_hint;
 pub use session::SessionEffect;
 pub use split::split_statements;
+pub use sql_prepare::{cursor_command, sql_prepare, CursorCommand, SqlPrepare};
 pub use transaction::TxnEffect;
 pub use write_functions::{is_write_function, BUILTIN_WRITE_FUNCTIONS};

@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use super::aggregate::AggMerge;
 use super::merge::RowMerge;
 use super::steps::Steps;
-use crate::protocol::binary::ResultFormats;
+use crate::protocol::binary::formats::ResultFormats;
 use crate::protocol::messages::{self, Severity};
 use sql_rewrite::merge::MergePlan;
 use sql_rewrite::route::Param;

@@ -149,6 +149,8 @@ pub struct Slot {
     pub fatal_seen: bool,
     /// Not read for now: its rows wait in a merge queue that is full.
     pub paused: bool,
+    /// SQL-level prepared statements (`PREPARE name`) it holds.
+    pub sql_prepared: std::collections::HashSet<String>,
 }
 
 impl Slot {
@@ -168,6 +170,7 @@ impl Slot {
             committed: false,
             fatal_seen: false,
             paused: false,
+            sql_prepared: std::collections::HashSet::new(),
         }
     }
 

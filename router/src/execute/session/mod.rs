@@ -8,12 +8,14 @@
 //! - `forward`: sending a group's messages to one server, with the
 //!   client's prepared statements made to exist there;
 //! - `replies`: the servers' answers, relayed or swallowed;
-//! - `scatter`: a statement on several shards, its answers merged.
+//! - `scatter`: a statement on several shards, its answers merged;
+//! - `sql_prepared`: SQL-level PREPARE / EXECUTE / DEALLOCATE.
 
 mod forward;
 mod place;
 mod replies;
 mod scatter;
+mod sql_prepared;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -119,6 +121,10 @@ pub struct Session {
     txn: Transaction,
     /// The client's prepared statements, by name.
     statements: HashMap<Bytes, Arc<Statement>>,
+    /// The client's SQL-level prepared statements (`PREPARE`), by name.
+    sql_statements: HashMap<String, Arc<sql_prepared::SqlStatement>>,
+    /// The shard each open SQL cursor (`DECLARE`) reads.
+    cursors: HashMap<String, usize>,
     /// Where each portal bound in the open transaction lives (slot id).
     portals: HashMap<Bytes, usize>,
     settings: Settings,
@@ -154,6 +160,8 @@ impl Session {
             txn: Transaction::default(),
             statements: HashMap::new(),
             portals: HashMap::new(),
+            sql_statements: HashMap::new(),
+            cursors: HashMap::new(),
             settings: Settings::from_startup(startup),
             rr: rand::random::<usize>() % 1024,
             cancel,

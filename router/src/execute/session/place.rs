@@ -206,7 +206,7 @@ impl Session {
     }
 
     /// A statement other than ROLLBACK in an aborted transaction gets 25P02.
-    fn refuse_if_aborted(&mut self) -> bool {
+    pub(super) fn refuse_if_aborted(&mut self) -> bool {
         if self.txn.failed() {
             self.fail_request("25P02", ABORTED);
             return true;
@@ -224,6 +224,14 @@ impl Session {
             return Ok(());
         }
         let sharded = self.ctx.routing.sharded;
+        if sharded {
+            if let Some(sp) = sql_rewrite::sql_prepare(&sql) {
+                return self.run_sql_prepare(g, &sql, sp).await;
+            }
+            if let Some(c) = sql_rewrite::cursor_command(&sql) {
+                return self.run_cursor(g, &sql, c).await;
+            }
+        }
         if sharded && !single_statement(&sql) && self.split_query(&sql)? {
             return Ok(());
         }
@@ -366,6 +374,14 @@ impl Session {
         if let Some(c) = control(&sql, &stmt.class) {
             return self.run_control(c, &sql, Some(&g)).await;
         }
+        if self.ctx.routing.sharded {
+            if let Some(sp) = sql_rewrite::sql_prepare(&sql) {
+                return self.run_sql_prepare(g, &sql, sp).await;
+            }
+            if let Some(c) = sql_rewrite::cursor_command(&sql) {
+                return self.run_cursor(g, &sql, c).await;
+            }
+        }
         if self.refuse_if_aborted() {
             return Ok(());
         }
@@ -407,7 +423,7 @@ impl Session {
 
     /// A statement without a sharded table: where the transaction is, else
     /// the default shard.
-    async fn run_default(
+    pub(super) async fn run_default(
         &mut self,
         g: Group,
         target: Target,
@@ -776,7 +792,12 @@ impl Session {
     /// The answers the proxy gives for an extended-protocol group it runs
     /// itself: ParseComplete, BindComplete, NoData, CommandComplete `tag`,
     /// CloseComplete, in the client's order.
-    fn local_answers(&mut self, g: &Group, tag: &str, out: &mut BytesMut) -> Result<(), End> {
+    pub(super) fn local_answers(
+        &mut self,
+        g: &Group,
+        tag: &str,
+        out: &mut BytesMut,
+    ) -> Result<(), End> {
         for f in &g.frames {
             match f.tag {
                 b'P' => {

@@ -15,7 +15,7 @@ use crate::execute::request::Group;
 use crate::execute::slot::{Kind, Pending, Slot, Statement};
 use crate::execute::steps::{Due, Need, Steps};
 use crate::execute::transaction::Mode;
-use crate::protocol::binary::ResultFormats;
+use crate::protocol::binary::formats::ResultFormats;
 use crate::protocol::messages::{self, Bind, Malformed, Parse};
 use crate::protocol::Frame;
 

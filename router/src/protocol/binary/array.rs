@@ -206,7 +206,13 @@ impl Parser<'_> {
 
 /// An array of `elem` (a non-array type `encode` supports) as `array_send`
 /// writes it.
-pub(super) fn array(text: &[u8], elem: u32, out: &mut Vec<u8>) -> Option<()> {
+/// `encode` writes one element (the caller's encoder: arrays nest any type).
+pub(super) fn array(
+    text: &[u8],
+    elem: u32,
+    out: &mut Vec<u8>,
+    encode: fn(u32, &[u8], &mut Vec<u8>) -> Option<()>,
+) -> Option<()> {
     let mut p = Parser { text, at: 0 };
     let bounds = p.decoration()?;
     let mut body = Vec::new();
@@ -220,7 +226,7 @@ pub(super) fn array(text: &[u8], elem: u32, out: &mut Vec<u8>) -> Option<()> {
         }
         let at = body.len();
         body.extend_from_slice(&[0; 4]);
-        super::encode(elem, &value, &mut body)?;
+        encode(elem, &value, &mut body)?;
         let len = i32::try_from(body.len() - at - 4).ok()?;
         body[at..at + 4].copy_from_slice(&len.to_be_bytes());
         Some(())

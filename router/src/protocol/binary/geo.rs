@@ -38,7 +38,7 @@ fn skeleton(text: &[u8]) -> Option<(Vec<u8>, Vec<f64>)> {
         }
         let n = rest.iter().take_while(|b| !punct(b)).count();
         let (word, tail) = rest.split_at(n);
-        floats.push(super::float8(word)?);
+        floats.push(super::scalar::float8(word)?);
         shape.push(b'#');
         rest = tail;
     }

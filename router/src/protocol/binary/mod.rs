@@ -11,13 +11,11 @@
 //! [`array`]. Text that does not parse is refused (`None`), never guessed.
 
 mod array;
-mod formats;
+pub mod formats;
 mod geo;
 mod net;
 mod scalar;
 mod time;
-
-pub use formats::ResultFormats;
 
 use geo::Shape;
 
@@ -163,11 +161,6 @@ pub fn supported(oid: u32) -> bool {
     scalar_supported(oid) || element_of(oid).is_some()
 }
 
-/// A `float8`'s text (`1.5`, `-1e+100`, `Infinity`, `NaN`) as its value.
-fn float8(text: &[u8]) -> Option<f64> {
-    std::str::from_utf8(text).ok()?.parse().ok()
-}
-
 /// A decimal number of type `T`.
 fn number<T: std::str::FromStr>(text: &[u8]) -> Option<T> {
     std::str::from_utf8(text).ok()?.parse().ok()
@@ -188,7 +181,7 @@ pub fn encode(oid: u32, text: &[u8], out: &mut Vec<u8>) -> Option<()> {
 /// [`encode`] without the clean-up on failure.
 fn encode_any(oid: u32, text: &[u8], out: &mut Vec<u8>) -> Option<()> {
     if let Some(elem) = element_of(oid) {
-        return array::array(text, elem, out);
+        return array::array(text, elem, out, encode);
     }
     match oid {
         TEXT | VARCHAR | BPCHAR | NAME | JSON | UNKNOWN => out.extend_from_slice(text),
@@ -208,7 +201,7 @@ fn encode_any(oid: u32, text: &[u8], out: &mut Vec<u8>) -> Option<()> {
         OID | XID | CID => out.extend_from_slice(&number::<u32>(text)?.to_be_bytes()),
         XID8 => out.extend_from_slice(&number::<u64>(text)?.to_be_bytes()),
         FLOAT4 => out.extend_from_slice(&number::<f32>(text)?.to_bits().to_be_bytes()),
-        FLOAT8 => out.extend_from_slice(&float8(text)?.to_bits().to_be_bytes()),
+        FLOAT8 => out.extend_from_slice(&scalar::float8(text)?.to_bits().to_be_bytes()),
         BYTEA => scalar::bytea(text, out)?,
         UUID => scalar::uuid(text, out)?,
         NUMERIC => scalar::numeric(std::str::from_utf8(text).ok()?, out)?,

@@ -183,3 +183,8 @@ pub(super) fn numeric(s: &str, out: &mut Vec<u8>) -> Option<()> {
     }
     Some(())
 }
+
+/// A `float8`'s text (`1.5`, `-1e+100`, `Infinity`, `NaN`) as its value.
+pub(super) fn float8(text: &[u8]) -> Option<f64> {
+    std::str::from_utf8(text).ok()?.parse().ok()
+}

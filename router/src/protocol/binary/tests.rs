@@ -1,6 +1,7 @@
 //! Unit tests of the text-to-binary encoders: the tricky spellings, checked
 //! against the bytes PostgreSQL's `*_send` functions write.
 
+use super::formats::ResultFormats;
 use bytes::BytesMut;
 
 use super::*;

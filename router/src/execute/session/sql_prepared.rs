@@ -1,0 +1,248 @@
+//! SQL-level prepared statements: `PREPARE` is kept per client and made to
+//! exist lazily on whichever server runs an `EXECUTE`, which is routed by
+//! its arguments like a Bind; `DEALLOCATE` is answered by the proxy.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use sql_rewrite::route::{Param, Plan};
+use sql_rewrite::{classify, Classification, CursorCommand, SqlPrepare};
+
+use super::place::writes;
+use super::{End, Session};
+use crate::execute::request::{Anchor, Group};
+use crate::execute::slot::{Kind, Pending};
+use crate::protocol::messages;
+
+/// A statement the client prepared with SQL `PREPARE`.
+#[derive(Debug)]
+pub struct SqlStatement {
+    /// The client's PREPARE text, replayed on servers that lack it.
+    prepare: String,
+    /// How its body routes.
+    plan: Arc<Plan>,
+    /// Its body's classification.
+    class: Classification,
+}
+
+impl Session {
+    /// Runs PREPARE, EXECUTE or DEALLOCATE of the client.
+    pub(super) async fn run_sql_prepare(
+        &mut self,
+        g: Group,
+        sql: &str,
+        sp: SqlPrepare,
+    ) -> Result<(), End> {
+        if self.refuse_if_aborted() {
+            return Ok(());
+        }
+        match sp {
+            SqlPrepare::Prepare { name, body } => self.sql_prepare(g, sql, name, &body).await,
+            SqlPrepare::Execute { name, args } => self.sql_execute(g, name, args).await,
+            SqlPrepare::Deallocate { name } => {
+                let all = name.is_none();
+                if self.sql_deallocate(name) && g.anchor != Anchor::Query {
+                    // the extended protocol's answers, message by message
+                    let mut out = BytesMut::new();
+                    let tag = if all { "DEALLOCATE ALL" } else { "DEALLOCATE" };
+                    self.local_answers(&g, tag, &mut out)?;
+                    if let Some(run) = self.run.as_mut() {
+                        run.after = Some(out);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn sql_prepare(
+        &mut self,
+        g: Group,
+        sql: &str,
+        name: String,
+        body: &str,
+    ) -> Result<(), End> {
+        if self.sql_statements.contains_key(&name) {
+            self.fail_request(
+                "42P05",
+                &format!("prepared statement \"{name}\" already exists"),
+            );
+            return Ok(());
+        }
+        let wf = &self.ctx.config.proxy.write_functions;
+        let stmt = SqlStatement {
+            prepare: sql.to_string(),
+            plan: self.ctx.routing.plan(body),
+            class: classify(body, wf),
+        };
+        let shard = self
+            .txn
+            .first_shard()
+            .unwrap_or(self.ctx.routing.default_shard());
+        let target = self.effective(sql_rewrite::Target::Replica);
+        let Some(id) = self.place(shard, target, false).await else {
+            return Ok(());
+        };
+        self.slots[id].sql_prepared.insert(name.clone());
+        self.sql_statements.insert(name, Arc::new(stmt));
+        self.forward_any(id, g, classify("SELECT 1", &[]))
+    }
+
+    async fn sql_execute(
+        &mut self,
+        g: Group,
+        name: String,
+        args: Option<Vec<Option<String>>>,
+    ) -> Result<(), End> {
+        let Some(stmt) = self.sql_statements.get(&name).cloned() else {
+            self.fail_request(
+                "26000",
+                &format!("prepared statement \"{name}\" does not exist"),
+            );
+            return Ok(());
+        };
+        let shard = if stmt.plan.is_default() {
+            self.txn
+                .first_shard()
+                .unwrap_or(self.ctx.routing.default_shard())
+        } else {
+            let Some(args) = args else {
+                self.fail_request("0A000", "EXECUTE of a statement on sharded tables needs literal arguments to be routed by its key");
+                return Ok(());
+            };
+            let params: Vec<Param<'_>> = args
+                .iter()
+                .map(|a| Param {
+                    value: a.as_deref().map(str::as_bytes),
+                    binary: false,
+                })
+                .collect();
+            let ctx = self.ctx.clone();
+            let route = ctx
+                .routing
+                .with_topology(|t| stmt.plan.bind(t, &params, &mut || ctx.routing.next_id()));
+            match route {
+                Err(r) => {
+                    self.fail_request("0A000", &r.message);
+                    return Ok(());
+                }
+                Ok(r) if r.shards.len() != 1 || r.mirror || r.shards[0].sql.is_some() => {
+                    self.fail_request("0A000", &format!("EXECUTE {name}: these arguments make the statement run on several shards (or rewritten), which SQL EXECUTE cannot do: prepare it with the extended protocol instead"));
+                    return Ok(());
+                }
+                Ok(r) => r.shards[0].shard,
+            }
+        };
+        let target = self.effective(stmt.class.target);
+        let Some(id) = self.place(shard, target, writes(&stmt.class)).await else {
+            return Ok(());
+        };
+        let slot = &mut self.slots[id];
+        if slot.sql_prepared.insert(name) {
+            messages::query(&mut slot.out, &stmt.prepare);
+            slot.pending.push_back(Pending::quiet(Kind::Query));
+        }
+        self.forward_any(id, g, stmt.class.clone())
+    }
+
+    /// A cursor runs on the one shard its query reads; FETCH, MOVE and
+    /// CLOSE follow it. A cursor over several shards is refused.
+    pub(super) async fn run_cursor(
+        &mut self,
+        g: Group,
+        sql: &str,
+        c: CursorCommand,
+    ) -> Result<(), End> {
+        if self.refuse_if_aborted() {
+            return Ok(());
+        }
+        let default = self
+            .txn
+            .first_shard()
+            .unwrap_or(self.ctx.routing.default_shard());
+        let wf = self.ctx.config.proxy.write_functions.clone();
+        let shard = match &c {
+            CursorCommand::Declare { name, query } => {
+                let (plan, _) = self.ctx.routing.plan_uncached(query, &wf);
+                let shard = if plan.is_default() {
+                    default
+                } else {
+                    let ctx = self.ctx.clone();
+                    let route = ctx
+                        .routing
+                        .with_topology(|t| plan.bind(t, &[], &mut || ctx.routing.next_id()));
+                    match route {
+                        Ok(r) if r.shards.len() == 1 && !r.mirror && r.shards[0].sql.is_none() => {
+                            r.shards[0].shard
+                        }
+                        Ok(_) => {
+                            self.fail_request("0A000", &format!("cursor {name}: a cursor whose query reads several shards is not supported yet: its rows would have to be merged across FETCHes; read the rows with one query"));
+                            return Ok(());
+                        }
+                        Err(r) => {
+                            self.fail_request("0A000", &r.message);
+                            return Ok(());
+                        }
+                    }
+                };
+                self.cursors.insert(name.clone(), shard);
+                shard
+            }
+            CursorCommand::Use { name: Some(n) } => self.cursors.get(n).copied().unwrap_or(default),
+            CursorCommand::Use { name: None } => default,
+        };
+        let class = classify(sql, &wf);
+        let target = self.effective(class.target);
+        let Some(id) = self.place(shard, target, false).await else {
+            return Ok(());
+        };
+        self.forward_any(id, g, class)
+    }
+
+    /// Sends a simple Query or an extended-protocol group to slot `id`.
+    fn forward_any(&mut self, id: usize, g: Group, class: Classification) -> Result<(), End> {
+        match g.anchor {
+            Anchor::Query => self.forward_query(id, g, class),
+            _ => self.forward_group(id, g, None),
+        }
+    }
+
+    /// `false`: refused (the client got the error).
+    fn sql_deallocate(&mut self, name: Option<String>) -> bool {
+        let (sql, tag) = match &name {
+            Some(n) => {
+                if self.sql_statements.remove(n).is_none() {
+                    self.fail_request(
+                        "26000",
+                        &format!("prepared statement \"{n}\" does not exist"),
+                    );
+                    return false;
+                }
+                (
+                    format!("DEALLOCATE \"{}\"", n.replace('"', "\"\"")),
+                    "DEALLOCATE",
+                )
+            }
+            None => {
+                self.sql_statements.clear();
+                ("DEALLOCATE ALL".to_string(), "DEALLOCATE ALL")
+            }
+        };
+        for (_, slot) in self.slots.iter_mut() {
+            let holds = match &name {
+                Some(n) => slot.sql_prepared.remove(n),
+                None => !std::mem::take(&mut slot.sql_prepared).is_empty(),
+            };
+            if holds {
+                messages::query(&mut slot.out, &sql);
+                slot.pending.push_back(Pending::new(Kind::Query, true));
+            }
+        }
+        let mut out = BytesMut::new();
+        messages::command_complete(&mut out, tag);
+        if let Some(run) = self.run.as_mut() {
+            run.after = Some(out);
+        }
+        true
+    }
+}
