@@ -45,6 +45,14 @@ pub struct Gather {
     pub row_description: Option<Bytes>,
     /// Every shard answered an empty query.
     pub empty: bool,
+    /// The client's Execute asked for at most this many rows of this
+    /// portal: the merged rows are held, not streamed.
+    pub row_limit: Option<(Bytes, i32)>,
+    /// Merged rows held for a row-limited Execute.
+    pub held: BytesMut,
+    /// A statement Describe's ParameterDescription, waiting for the
+    /// RowDescription or NoData that completes the answer.
+    pub parameters: Option<Bytes>,
 }
 
 impl Gather {
@@ -65,6 +73,9 @@ impl Gather {
             binary: None,
             row_description: None,
             empty: false,
+            parameters: None,
+            row_limit: None,
+            held: BytesMut::new(),
         }
     }
 

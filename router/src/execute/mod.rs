@@ -2,6 +2,7 @@
 
 mod aggregate;
 mod gather;
+pub mod held;
 mod merge;
 pub mod request;
 pub mod routing;

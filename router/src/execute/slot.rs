@@ -23,6 +23,17 @@ pub struct Statement {
     pub plan: Option<Arc<Plan>>,
 }
 
+/// A statement the client prepared with SQL `PREPARE`.
+#[derive(Debug)]
+pub struct SqlStatement {
+    /// The client's PREPARE text, replayed on servers that lack it.
+    pub prepare: String,
+    /// How its body routes.
+    pub plan: Arc<Plan>,
+    /// Its body's classification.
+    pub class: Classification,
+}
+
 /// What a message sent to a server will be answered with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -84,6 +95,9 @@ pub struct Pending {
     pub step: Option<usize>,
     /// Its ReadyForQuery ends the unit of work the session waits for.
     pub unit_end: bool,
+    /// A Describe of a statement (answered ParameterDescription, then
+    /// RowDescription or NoData), not of a portal.
+    pub statement_describe: bool,
     /// The proxy sent it and swallows its answers, but an error it gets is
     /// the client's (a transaction's BEGIN on a joining shard, a COMMIT).
     pub quiet: bool,
@@ -102,6 +116,7 @@ impl Pending {
             lead: false,
             step: None,
             unit_end: false,
+            statement_describe: false,
             quiet: false,
         }
     }

@@ -1058,15 +1058,6 @@ const KNOWN_GAPS: &[(&str, &str, &str)] = &[
     ("psycopg3", "server_cursor", "a cursor over several shards is refused (0A000) until cursors are merged (issue 9)"),
     ("psycopg2", "server_cursor", "a cursor over several shards is refused (0A000) until cursors are merged (issue 9)"),
     ("sqlalchemy", "yield_per", "a cursor over several shards is refused (0A000) until cursors are merged (issue 9)"),
-    ("asyncpg", "connect_ddl", "Execute with a row limit across shards (fetchval asks for one row) is refused until merged portals suspend (issue 9, point 2)"),
-    ("asyncpg", "txn_read_both_shards", "Execute with a row limit across shards is refused until merged portals suspend (issue 9, point 2)"),
-    ("asyncpg", "txn_write_two_shards", "its read-back uses Execute with a row limit across shards (issue 9, point 2)"),
-    ("asyncpg", "cursor_prefetch", "Execute with a row limit across shards is refused until merged portals suspend (issue 9, point 2)"),
-    ("jdbc", "fetch_size", "Execute with a row limit across shards is refused until merged portals suspend (issue 9, point 2)"),
-    ("postgresjs", "connect_ddl", "a statement Describe inside a group run on several shards is refused (issue 9, point 2)"),
-    ("postgresjs", "txn_read_both_shards", "a statement Describe inside a group run on several shards is refused (issue 9, point 2)"),
-    ("postgresjs", "txn_write_two_shards", "its read-back has a statement Describe in a group run on several shards (issue 9, point 2)"),
-    ("postgresjs", "cursor", "a statement Describe inside a group run on several shards is refused (issue 9, point 2)"),
     ("sqlalchemy", "insert_add_all", "an ORM session is a transaction: add_all over both shards writes two shards in one transaction, refused until two-phase commit (issue 11)"),
 ];
 

@@ -122,7 +122,9 @@ pub struct Session {
     /// The client's prepared statements, by name.
     statements: HashMap<Bytes, Arc<Statement>>,
     /// The client's SQL-level prepared statements (`PREPARE`), by name.
-    sql_statements: HashMap<String, Arc<sql_prepared::SqlStatement>>,
+    sql_statements: HashMap<String, Arc<super::slot::SqlStatement>>,
+    /// Merged cross-shard results read with a row limit, by portal.
+    suspended: HashMap<Bytes, super::held::Held>,
     /// The shard each open SQL cursor (`DECLARE`) reads.
     cursors: HashMap<String, usize>,
     /// Where each portal bound in the open transaction lives (slot id).
@@ -162,6 +164,7 @@ impl Session {
             portals: HashMap::new(),
             sql_statements: HashMap::new(),
             cursors: HashMap::new(),
+            suspended: HashMap::new(),
             settings: Settings::from_startup(startup),
             rr: rand::random::<usize>() % 1024,
             cancel,
@@ -294,7 +297,11 @@ impl Session {
             }
             if ending.ends_batch() {
                 messages::ready_for_query(&mut self.cout, self.txn.status());
-                self.portals.retain(|_, _| false);
+                if !self.txn.open() {
+                    // portals end with their transaction
+                    self.portals.clear();
+                    self.suspended.clear();
+                }
             } else if errored {
                 self.skip_to_sync = true;
             }

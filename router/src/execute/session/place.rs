@@ -188,6 +188,9 @@ impl Session {
                 }
                 self.run_default(g, Target::Primary, true, None).await
             }
+            Anchor::Portal(name) if self.suspended.contains_key(&name[..]) => {
+                self.serve_held(&g, &name)
+            }
             Anchor::Portal(name) => {
                 let id = match self.portals.get(&name[..]) {
                     Some(&id) if self.slots.get(id).is_some() => id,
@@ -203,6 +206,40 @@ impl Session {
                 None => Ok(()),
             },
         }
+    }
+
+    /// Executes, describes or closes a portal whose merged rows the proxy
+    /// holds (a cross-shard result read with a row limit).
+    fn serve_held(&mut self, g: &Group, portal: &[u8]) -> Result<(), End> {
+        if self.refuse_if_aborted() {
+            return Ok(());
+        }
+        for f in &g.frames {
+            let Some(held) = self.suspended.get_mut(portal) else {
+                break;
+            };
+            match f.tag {
+                b'E' => {
+                    let (_, n) = messages::execute_parts(f)?;
+                    if held.serve(n, &mut self.cout) {
+                        self.suspended.remove(portal);
+                    }
+                }
+                b'D' => match &held.description {
+                    Some(t) => self.cout.extend_from_slice(t),
+                    None => messages::raw(&mut self.cout, b'n', b""),
+                },
+                b'C' => {
+                    self.suspended.remove(portal);
+                    messages::raw(&mut self.cout, b'3', b"");
+                }
+                _ => {
+                    self.fail_request("0A000", "only Execute, Describe and Close may follow a cross-shard portal read with a row limit in the same request");
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A statement other than ROLLBACK in an aborted transaction gets 25P02.

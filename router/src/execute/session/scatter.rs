@@ -11,6 +11,10 @@ use sql_rewrite::{Classification, Target};
 use super::place::writes;
 use super::{end_unit, is_fatal, End, Session};
 use crate::execute::gather::Gather;
+use crate::execute::held::Held;
+
+/// Bytes of merged rows the proxy holds for a row-limited Execute.
+const HELD_BYTES_LIMIT: usize = 256 << 20;
 use crate::execute::request::Group;
 use crate::execute::slot::{Kind, Pending, Slot, Statement};
 use crate::execute::steps::{Due, Need, Steps};
@@ -109,7 +113,11 @@ impl Session {
                 _ => Some(steps.push(Need::First)),
             })
             .collect();
+        let described = self.described_statements(&g)?;
         for (k, (&i, s)) in ids.iter().zip(&route.shards).enumerate() {
+            for (name, st) in &described {
+                self.ensure(i, name, st);
+            }
             let sql = s.sql.as_deref().unwrap_or(original);
             let rebound = messages::rebind(&bind, sql, &types, s.params.as_deref(), merging)?;
             let slot = &mut self.slots[i];
@@ -141,9 +149,40 @@ impl Session {
                 gather.binary = Some((formats, Vec::new()));
             }
         }
+        for f in &g.frames {
+            if f.tag == b'E' {
+                let (portal, max_rows) = messages::execute_parts(f)?;
+                if max_rows > 0 {
+                    gather.row_limit = Some((Bytes::copy_from_slice(portal), max_rows));
+                }
+            }
+        }
+        self.suspended.remove(Bind::read(&bind)?.portal);
         self.gather = Some(gather);
         self.unit_sent(&ids);
         Ok(())
+    }
+
+    /// The statements a group describes without parsing them itself: every
+    /// shard must hold them.
+    fn described_statements(&self, g: &Group) -> Result<Vec<(Bytes, Arc<Statement>)>, Malformed> {
+        let mut out = Vec::new();
+        let mut parsed: Vec<&[u8]> = Vec::new();
+        for f in &g.frames {
+            match f.tag {
+                b'P' => parsed.push(Parse::read(f)?.name),
+                b'D' => {
+                    let t = messages::Target::read(f)?;
+                    if t.kind == b'S' && !parsed.contains(&t.name) {
+                        if let Some(st) = self.statements.get(t.name) {
+                            out.push((Bytes::copy_from_slice(t.name), st.clone()));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
     }
 
     /// One frame of a shard's answer to a scattered statement.
@@ -196,15 +235,36 @@ impl Session {
             return Ok(());
         };
         let slot = &mut self.slots[id];
-        let Some((kind, step, lead)) = slot.pending.front().map(|p| (p.kind, p.step, p.lead))
+        let Some((kind, step, lead, statement_describe)) = slot
+            .pending
+            .front()
+            .map(|p| (p.kind, p.step, p.lead, p.statement_describe))
         else {
             return Ok(());
         };
         let mut done = None;
+        let mut held = std::mem::take(&mut g.held);
+        let limited = g.row_limit.is_some();
+        let rows_out = if limited { &mut held } else { &mut self.cout };
         match f.tag {
             b'1' | b'2' | b'3' => {
                 slot.pending.pop_front();
                 done = step.map(|k| (k, Some(f.bytes.clone())));
+            }
+            b't' if kind == Kind::Describe => {
+                if g.parameters.is_none() {
+                    g.parameters = Some(f.bytes.clone());
+                }
+            }
+            b'T' | b'n' if kind == Kind::Describe && statement_describe => {
+                // the client's statement as it is on every shard
+                slot.pending.pop_front();
+                let mut answer = BytesMut::new();
+                if let Some(t) = g.parameters.take() {
+                    answer.extend_from_slice(&t);
+                }
+                answer.extend_from_slice(&f.bytes);
+                done = step.map(|k| (k, Some(answer.freeze())));
             }
             b'T' if kind == Kind::Describe => {
                 slot.pending.pop_front();
@@ -218,11 +278,11 @@ impl Session {
                 slot.pending.pop_front();
                 done = step.map(|k| (k, Some(f.bytes.clone())));
             }
-            b'D' => gather_row(g, slot, id, &f, lead, &mut self.cout)?,
+            b'D' => gather_row(g, slot, id, &f, lead, rows_out)?,
             b'C' | b'I' | b's' if kind == Kind::Execute => {
                 slot.pending.pop_front();
                 g.empty |= f.tag == b'I';
-                gather_source_end(g, id, &f, lead, &mut self.cout)?;
+                gather_source_end(g, id, &f, lead, rows_out)?;
                 done = step.map(|k| (k, None));
             }
             b'E' => {
@@ -238,11 +298,19 @@ impl Session {
                 {
                     slot.pending.pop_front();
                 }
-                gather_source_end(g, id, &f, lead, &mut self.cout)?;
+                gather_source_end(g, id, &f, lead, rows_out)?;
             }
-            b'Z' => return self.gathered_ready(id, &f),
-            _ => self.cout.extend_from_slice(&f.bytes),
+            b'Z' => {
+                g.held = held;
+                return self.gathered_ready(id, &f);
+            }
+            _ => rows_out.extend_from_slice(&f.bytes),
         }
+        if limited && held.len() > HELD_BYTES_LIMIT {
+            g.fail("54000", &format!("a cross-shard result read with a row limit (a fetch size) is held by the proxy, up to {HELD_BYTES_LIMIT} bytes: this one is larger; read it without a row limit, or narrow the query"));
+            held.clear();
+        }
+        g.held = held;
         if let Some((k, answer)) = done {
             if let Some(st) = g.steps.as_mut() {
                 st.done(k, answer);
@@ -252,7 +320,19 @@ impl Session {
         while g.error.is_none() {
             match g.steps.as_mut().and_then(|st| st.next(g.shards)) {
                 Some(Due::Answer(b)) => self.cout.extend_from_slice(&b),
-                Some(Due::Complete) => g.end_command(&mut self.cout),
+                Some(Due::Complete) => match g.row_limit.clone() {
+                    None => g.end_command(&mut self.cout),
+                    Some((portal, n)) => {
+                        let mut rows = std::mem::take(&mut g.held);
+                        g.end_command(&mut rows);
+                        if g.error.is_none() {
+                            let mut h = Held::from_frames(rows.freeze(), g.row_description.clone());
+                            if !h.serve(n, &mut self.cout) {
+                                self.suspended.insert(portal, h);
+                            }
+                        }
+                    }
+                },
                 None => break,
             }
         }
@@ -332,8 +412,13 @@ fn send_shard_part(
                 slot.prepared.remove(&b""[..]);
             }
             b'D' => {
-                described = true;
-                slot.send(f, Some(gathered(Kind::Describe, false, lead, step)));
+                let mut p = gathered(Kind::Describe, false, lead, step);
+                if messages::Target::read(f)?.kind == b'S' {
+                    p.statement_describe = true;
+                } else {
+                    described = true;
+                }
+                slot.send(f, Some(p));
             }
             b'E' => {
                 if !described {
@@ -496,8 +581,8 @@ fn scatter_shape(frames: &[Frame], write: bool) -> Result<(), String> {
             b'B' => portal = Some(Bind::read(f).map_err(|e| e.to_string())?.portal),
             b'D' => {
                 let t = messages::Target::read(f).map_err(|e| e.to_string())?;
-                if t.kind != b'P' || portal != Some(t.name) {
-                    return refuse("a Describe of something else than its portal");
+                if t.kind == b'P' && portal != Some(t.name) {
+                    return refuse("a Describe of another portal");
                 }
             }
             b'E' => {
@@ -505,11 +590,7 @@ fn scatter_shape(frames: &[Frame], write: bool) -> Result<(), String> {
                 if executed || portal != Some(name) {
                     return refuse("an Execute of another portal");
                 }
-                if max_rows != 0 && !write {
-                    return refuse(
-                        "an Execute with a row limit (fetch size); read all rows at once",
-                    );
-                }
+                let _ = (max_rows, write);
                 executed = true;
             }
             _ => return refuse("an unexpected message"),

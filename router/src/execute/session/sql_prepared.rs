@@ -5,25 +5,14 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use sql_rewrite::route::{Param, Plan};
+use sql_rewrite::route::Param;
 use sql_rewrite::{classify, Classification, CursorCommand, SqlPrepare};
 
 use super::place::writes;
 use super::{End, Session};
 use crate::execute::request::{Anchor, Group};
-use crate::execute::slot::{Kind, Pending};
+use crate::execute::slot::{Kind, Pending, SqlStatement};
 use crate::protocol::messages;
-
-/// A statement the client prepared with SQL `PREPARE`.
-#[derive(Debug)]
-pub struct SqlStatement {
-    /// The client's PREPARE text, replayed on servers that lack it.
-    prepare: String,
-    /// How its body routes.
-    plan: Arc<Plan>,
-    /// Its body's classification.
-    class: Classification,
-}
 
 impl Session {
     /// Runs PREPARE, EXECUTE or DEALLOCATE of the client.
