@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 mod classify;
+mod copy;
 mod depth_limit;
 mod fast_read;
 mod hint;
@@ -26,6 +27,7 @@ mod transaction;
 mod write_functions;
 
 pub use classify::{classify, Classification, Target};
+pub use copy::{copy_in, CopyFormat, CopyIn};
 pub use depth_limit::{MAX_OPERATOR_DEPTH, MAX_PAREN_DEPTH, MAX_SET_OPERATIONS};
 pub use hint::has_primary_hint;
 pub use session::SessionEffect;

@@ -66,6 +66,11 @@ impl Routing {
         })
     }
 
+    /// The shard map.
+    pub fn map(&self) -> &ShardMap {
+        &self.map
+    }
+
     /// The plan of a statement text, parsed once per distinct text.
     pub fn plan(&self, sql: &str) -> Arc<Plan> {
         if let Some(p) = self.plans.lock().ok().and_then(|c| c.get(sql).cloned()) {

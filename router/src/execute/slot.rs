@@ -95,6 +95,8 @@ pub struct Pending {
     pub step: Option<usize>,
     /// Its ReadyForQuery ends the unit of work the session waits for.
     pub unit_end: bool,
+    /// Its answers belong to a COPY FROM STDIN split over every shard.
+    pub copy: bool,
     /// A Describe of a statement (answered ParameterDescription, then
     /// RowDescription or NoData), not of a portal.
     pub statement_describe: bool,
@@ -117,6 +119,7 @@ impl Pending {
             step: None,
             unit_end: false,
             statement_describe: false,
+            copy: false,
             quiet: false,
         }
     }

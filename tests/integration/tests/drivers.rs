@@ -1049,7 +1049,6 @@ fn driver_matrix() {
 /// fail (a gap that closes fails the test until it is taken off this list).
 /// `*` stands for every driver.
 const KNOWN_GAPS: &[(&str, &str, &str)] = &[
-    ("*", "copy_in", "COPY into a sharded table is not split by key yet (issue 9, point 4)"),
     ("*", "copy_out", "COPY of a sharded table is not gathered yet (issue 9, point 4)"),
     ("psql", "copy_out_query", "COPY of a sharded table is not gathered yet (issue 9, point 4)"),
     ("psql", "copy_out_table", "COPY of a sharded table is not gathered yet (issue 9, point 4)"),

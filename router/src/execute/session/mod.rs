@@ -11,6 +11,7 @@
 //! - `scatter`: a statement on several shards, its answers merged;
 //! - `sql_prepared`: SQL-level PREPARE / EXECUTE / DEALLOCATE.
 
+mod copy;
 mod forward;
 mod place;
 mod replies;
@@ -92,12 +93,15 @@ enum CopyIn {
     /// An extended-protocol COPY ended: the server waits for a Sync (the
     /// client's, which follows its CopyDone, or the proxy's).
     Closing { slot: usize },
+    /// The rows go to every shard, each to its key's ([`copy::CopySplit`]).
+    Split,
 }
 
 impl CopyIn {
-    fn slot(self) -> usize {
+    fn slot(self) -> Option<usize> {
         match self {
-            CopyIn::Data { slot, .. } | CopyIn::Closing { slot } => slot,
+            CopyIn::Data { slot, .. } | CopyIn::Closing { slot } => Some(slot),
+            CopyIn::Split => None,
         }
     }
 }
@@ -138,6 +142,8 @@ pub struct Session {
     copy_in: Option<CopyIn>,
     /// A server of the open transaction went away while the client idled.
     txn_lost: bool,
+    /// A COPY FROM STDIN split over every shard.
+    copy_split: Option<copy::CopySplit>,
 }
 
 impl Session {
@@ -171,6 +177,7 @@ impl Session {
             gather: None,
             copy_in: None,
             txn_lost: false,
+            copy_split: None,
         }
     }
 
@@ -360,7 +367,18 @@ impl Session {
                 Err(e) => return Err(End::Protocol(e.to_string())),
             }
             let tag = self.cbuf.first().copied().unwrap_or(0);
-            let id = copy.slot();
+            if copy == CopyIn::Split {
+                if !matches!(tag, b'd' | b'c' | b'f') {
+                    return Ok(());
+                }
+                if let Ok(Some(f)) = frame::split(&mut self.cbuf, max) {
+                    self.copy_split_client(&f);
+                }
+                continue;
+            }
+            let Some(id) = copy.slot() else {
+                return Ok(());
+            };
             match copy {
                 CopyIn::Data { extended, .. } if matches!(tag, b'd' | b'c' | b'f') => {
                     let Ok(Some(f)) = frame::split(&mut self.cbuf, max) else {
@@ -374,6 +392,7 @@ impl Session {
                     }
                 }
                 CopyIn::Data { .. } => return Ok(()),
+                CopyIn::Split => return Ok(()),
                 CopyIn::Closing { .. } => {
                     if matches!(tag, b'd' | b'c' | b'f' | b'S') {
                         // the client's Sync after its CopyDone is the server's

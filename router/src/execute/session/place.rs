@@ -268,6 +268,11 @@ impl Session {
             if let Some(c) = sql_rewrite::cursor_command(&sql) {
                 return self.run_cursor(g, &sql, c).await;
             }
+            if let Some(c) = sql_rewrite::copy_in(&sql) {
+                if self.refuse_if_aborted() || self.start_copy_split(&g, c).await? {
+                    return Ok(());
+                }
+            }
         }
         if sharded && !single_statement(&sql) && self.split_query(&sql)? {
             return Ok(());

@@ -45,6 +45,9 @@ impl Session {
         if self.gather.is_some() && self.slots[id].pending.front().is_some_and(|p| p.gather) {
             return self.gather_frame(id, f);
         }
+        if self.in_copy_split(id) {
+            return self.copy_split_frame(id, f);
+        }
         let errored = self.run.as_ref().is_some_and(|r| r.errored);
         let slot = &mut self.slots[id];
         let front = slot.pending.front();
@@ -252,9 +255,10 @@ impl Session {
         };
         slot.conn.broken = true;
         tracing::warn!(server = %slot.server.addr, "server connection lost: {why}");
-        if self.copy_in.is_some_and(|c| c.slot() == id) {
+        if self.copy_in.is_some_and(|c| c.slot() == Some(id)) {
             self.copy_in = None;
         }
+        let copying = slot.pending.front().is_some_and(|p| p.copy);
         self.portals.retain(|_, &mut s| s != id);
         let owed = slot.pending.iter().filter(|p| p.unit_end).count();
         let waiting = slot.pending.iter().any(|p| !p.swallow || p.quiet);
@@ -264,7 +268,9 @@ impl Session {
             run.owed = run.owed.saturating_sub(owed);
         }
         let message = format!("server connection lost: {why}");
-        if gathered {
+        if copying {
+            self.copy_split_lost(id, &message);
+        } else if gathered {
             if let Some(mut g) = self.gather.take() {
                 g.remaining = g.remaining.saturating_sub(1);
                 if g.error.is_none() {
