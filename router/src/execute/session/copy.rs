@@ -13,7 +13,7 @@ use sql_rewrite::{CopyFormat, CopyIn as CopyStatement, Target};
 
 use super::{is_fatal, CopyIn, End, Session};
 use crate::execute::copy_split::{Dest, Splitter};
-use crate::execute::request::Group;
+use crate::execute::request::{Anchor, Group};
 use crate::execute::slot::{Kind, Pending};
 use crate::execute::transaction::Mode;
 use crate::protocol::messages::{self, Malformed, Severity};
@@ -38,6 +38,9 @@ pub(super) struct CopySplit {
     error: Option<Bytes>,
     /// The client is still sending data.
     open: bool,
+    /// Started by an Execute: the client's Sync after its CopyDone is
+    /// answered with the request's ReadyForQuery.
+    extended: bool,
 }
 
 impl CopySplit {
@@ -52,6 +55,7 @@ impl Session {
     pub(super) async fn start_copy_split(
         &mut self,
         g: &Group,
+        sql: &str,
         c: CopyStatement,
     ) -> Result<bool, End> {
         let map = self.ctx.routing.map();
@@ -83,12 +87,21 @@ impl Session {
         let Some(ids) = self.place_all(&shards, Target::Primary, true).await else {
             return Ok(true);
         };
+        let extended = g.anchor != Anchor::Query;
+        if extended {
+            // the shards run it as a Query; the client's messages are answered here
+            let mut answers = BytesMut::new();
+            self.local_answers(g, "", &mut answers)?;
+            let cut = answer_prefix(&answers);
+            self.cout.extend_from_slice(&answers[..cut]);
+        }
+        let query = super::place::query_frame(sql);
         for &id in &ids {
             let slot = &mut self.slots[id];
             let mut p = Pending::new(Kind::Query, false);
             p.unit_end = true;
             p.copy = true;
-            slot.send(&g.frames[0], Some(p));
+            slot.send(&query, Some(p));
         }
         self.copy_split = Some(CopySplit {
             remaining: ids.len(),
@@ -102,6 +115,7 @@ impl Session {
             count: 0,
             error: None,
             open: false,
+            extended,
         });
         self.unit_sent(&ids);
         Ok(true)
@@ -219,7 +233,7 @@ impl Session {
             }
         }
         if self.copy_in == Some(CopyIn::Split) {
-            self.copy_in = None;
+            self.copy_in = cs.extended.then_some(CopyIn::SplitClosing);
         }
     }
 
@@ -286,10 +300,31 @@ impl Session {
                     slot.send(f, None);
                 }
             }
-            if let Some(cs) = self.copy_split.as_mut() {
+            let extended = self.copy_split.as_mut().is_some_and(|cs| {
                 cs.open = false;
-            }
-            self.copy_in = None;
+                cs.extended
+            });
+            self.copy_in = extended.then_some(CopyIn::SplitClosing);
         }
     }
+}
+
+/// The proxy's answers to the messages before the Execute (ParseComplete,
+/// BindComplete, …): everything up to the CommandComplete the Execute
+/// would have had, which the shards' COPY answers instead.
+fn answer_prefix(answers: &[u8]) -> usize {
+    let mut at = 0;
+    while at + 5 <= answers.len() {
+        if answers[at] == b'C' {
+            return at;
+        }
+        let len = u32::from_be_bytes([
+            answers[at + 1],
+            answers[at + 2],
+            answers[at + 3],
+            answers[at + 4],
+        ]);
+        at += 1 + len as usize;
+    }
+    answers.len()
 }

@@ -95,13 +95,16 @@ enum CopyIn {
     Closing { slot: usize },
     /// The rows go to every shard, each to its key's ([`copy::CopySplit`]).
     Split,
+    /// A split COPY started by an Execute ended: the client's Sync that
+    /// follows its CopyDone is dropped (the request's ReadyForQuery answers it).
+    SplitClosing,
 }
 
 impl CopyIn {
     fn slot(self) -> Option<usize> {
         match self {
             CopyIn::Data { slot, .. } | CopyIn::Closing { slot } => Some(slot),
-            CopyIn::Split => None,
+            CopyIn::Split | CopyIn::SplitClosing => None,
         }
     }
 }
@@ -280,7 +283,7 @@ impl Session {
                     None => return Ok(()),
                 }
             };
-            if run.owed > 0 || self.gather.is_some() {
+            if run.owed > 0 || self.gather.is_some() || self.copy_in.is_some() {
                 return Ok(());
             }
             if let Some(after) = run.after.take() {
@@ -367,6 +370,16 @@ impl Session {
                 Err(e) => return Err(End::Protocol(e.to_string())),
             }
             let tag = self.cbuf.first().copied().unwrap_or(0);
+            if copy == CopyIn::SplitClosing {
+                if matches!(tag, b'd' | b'c' | b'f' | b'S') {
+                    let _ = frame::split(&mut self.cbuf, max);
+                    if tag != b'S' {
+                        continue;
+                    }
+                }
+                self.copy_in = None;
+                continue;
+            }
             if copy == CopyIn::Split {
                 if !matches!(tag, b'd' | b'c' | b'f') {
                     return Ok(());
@@ -392,7 +405,7 @@ impl Session {
                     }
                 }
                 CopyIn::Data { .. } => return Ok(()),
-                CopyIn::Split => return Ok(()),
+                CopyIn::Split | CopyIn::SplitClosing => return Ok(()),
                 CopyIn::Closing { .. } => {
                     if matches!(tag, b'd' | b'c' | b'f' | b'S') {
                         // the client's Sync after its CopyDone is the server's

@@ -269,7 +269,7 @@ impl Session {
                 return self.run_cursor(g, &sql, c).await;
             }
             if let Some(c) = sql_rewrite::copy_in(&sql) {
-                if self.refuse_if_aborted() || self.start_copy_split(&g, c).await? {
+                if self.refuse_if_aborted() || self.start_copy_split(&g, &sql, c).await? {
                     return Ok(());
                 }
             }
@@ -422,6 +422,11 @@ impl Session {
             }
             if let Some(c) = sql_rewrite::cursor_command(&sql) {
                 return self.run_cursor(g, &sql, c).await;
+            }
+            if let Some(c) = sql_rewrite::copy_in(&sql) {
+                if self.refuse_if_aborted() || self.start_copy_split(&g, &sql, c).await? {
+                    return Ok(());
+                }
             }
         }
         if self.refuse_if_aborted() {
