@@ -1,7 +1,8 @@
 //! `COPY table [(columns)] FROM STDIN [options]`, recognised from its text
 //! so that the proxy can split the rows of a sharded table by key: the
 //! table, the column list and the data format (text, CSV, binary, with
-//! their delimiter, quote, escape, NULL string and HEADER).
+//! their delimiter, quote, escape, NULL string and HEADER); and
+//! `COPY … TO STDOUT` of a table or a query, as the query it reads.
 
 use crate::split::split_statements;
 
@@ -33,6 +34,96 @@ pub struct CopyIn {
     pub escape: u8,
     /// The first line is a header (CSV, and text from PG 15).
     pub header: bool,
+}
+
+/// A `COPY … TO STDOUT` of a table or a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyOut {
+    /// The rows as a query: `SELECT cols FROM table`, or the COPY's query.
+    pub query: String,
+    /// The format, delimiter, quote, escape and header, as for COPY FROM.
+    pub options: CopyIn,
+}
+
+/// Recognises `COPY table [(cols)] TO STDOUT` and `COPY (query) TO STDOUT`.
+pub fn copy_out(sql: &str) -> Option<CopyOut> {
+    let parts = split_statements(sql);
+    if parts.len() != 1 {
+        return None;
+    }
+    let mut t = Tokens::new(parts[0]);
+    if !t.word()?.eq_ignore_ascii_case("copy") {
+        return None;
+    }
+    let (query, table, columns) = if t.peek()? == '(' {
+        let rest = t.rest();
+        let end = close_paren(rest)?;
+        let q = rest[1..end - 1].trim().to_string();
+        t.skip(end);
+        (q, String::new(), None)
+    } else {
+        let start = t.at;
+        let mut table = t.name()?;
+        if t.peek() == Some('.') {
+            t.skip(1);
+            table = t.name()?;
+        }
+        let name_text = t.s[start..t.at].trim().to_string();
+        let mut cols_text = "*".to_string();
+        let mut columns = None;
+        if t.peek() == Some('(') {
+            let rest = t.rest();
+            let end = close_paren(rest)?;
+            cols_text = rest[1..end - 1].to_string();
+            columns = Some(cols_text.split(',').map(|c| c.trim().to_string()).collect());
+            t.skip(end);
+        }
+        (
+            format!("SELECT {cols_text} FROM {name_text}"),
+            table,
+            columns,
+        )
+    };
+    if !t.word()?.eq_ignore_ascii_case("to") || !t.word()?.eq_ignore_ascii_case("stdout") {
+        return None;
+    }
+    let mut c = CopyIn {
+        table,
+        columns,
+        format: CopyFormat::Text,
+        delimiter: b'\t',
+        quote: b'"',
+        escape: b'"',
+        header: false,
+    };
+    options(&mut t, &mut c)?;
+    Some(CopyOut { query, options: c })
+}
+
+/// The index after the parenthesis closing the one `s` starts with
+/// (quotes respected).
+fn close_paren(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    let mut quote: Option<u8> = None;
+    while i < b.len() {
+        match (quote, b[i]) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, c @ (b'\'' | b'"')) => quote = Some(c),
+            (None, b'(') => depth += 1,
+            (None, b')') => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Recognises `COPY table [(cols)] FROM STDIN [[WITH] options]`.
@@ -251,6 +342,24 @@ mod tests {
         );
         let c = copy_in("COPY t FROM STDIN DELIMITER E'\\t' NULL ''").unwrap();
         assert_eq!(c.delimiter, b'\t');
+    }
+
+    #[test]
+    fn copy_out_statements() {
+        let c = copy_out("COPY (SELECT id, name FROM users ORDER BY id) TO STDOUT").unwrap();
+        assert_eq!(c.query, "SELECT id, name FROM users ORDER BY id");
+        assert_eq!(c.options.format, CopyFormat::Text);
+        let c =
+            copy_out("COPY public.orders (id, total) TO STDOUT WITH (FORMAT csv, HEADER)").unwrap();
+        assert_eq!(c.query, "SELECT id, total FROM public.orders");
+        assert!(c.options.header);
+        let c = copy_out("COPY orders TO STDOUT").unwrap();
+        assert_eq!(c.query, "SELECT * FROM orders");
+        assert_eq!(copy_out("COPY orders FROM STDIN"), None);
+        assert_eq!(
+            copy_out("COPY (SELECT ')') TO STDOUT").unwrap().query,
+            "SELECT ')'"
+        );
     }
 
     #[test]

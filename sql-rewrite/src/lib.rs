@@ -27,7 +27,7 @@ mod transaction;
 mod write_functions;
 
 pub use classify::{classify, Classification, Target};
-pub use copy::{copy_in, CopyFormat, CopyIn};
+pub use copy::{copy_in, copy_out, CopyFormat, CopyIn, CopyOut};
 pub use depth_limit::{MAX_OPERATOR_DEPTH, MAX_PAREN_DEPTH, MAX_SET_OPERATIONS};
 pub use hint::has_primary_hint;
 pub use session::SessionEffect;

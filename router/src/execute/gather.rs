@@ -48,8 +48,11 @@ pub struct Gather {
     /// The client's Execute asked for at most this many rows of this
     /// portal: the merged rows are held, not streamed.
     pub row_limit: Option<(Bytes, i32)>,
-    /// Merged rows held for a row-limited Execute.
+    /// Merged rows held for a row-limited Execute (or on their way into
+    /// COPY data).
     pub held: BytesMut,
+    /// A `COPY … TO STDOUT`: the rows go out as COPY data.
+    pub copy_out: Option<super::copy_out::CopyWriter>,
     /// A statement Describe's ParameterDescription, waiting for the
     /// RowDescription or NoData that completes the answer.
     pub parameters: Option<Bytes>,
@@ -76,6 +79,7 @@ impl Gather {
             parameters: None,
             row_limit: None,
             held: BytesMut::new(),
+            copy_out: None,
         }
     }
 

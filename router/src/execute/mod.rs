@@ -1,6 +1,7 @@
 //! Running client statements on servers: routing, forwarding, session state.
 
 mod aggregate;
+pub mod copy_out;
 pub mod copy_split;
 mod gather;
 pub mod held;

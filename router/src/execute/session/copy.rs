@@ -121,6 +121,49 @@ impl Session {
         Ok(true)
     }
 
+    /// Runs `COPY … TO STDOUT` of mapped tables: on the one shard its query
+    /// reads as it is, or gathered from several shards (merged like the
+    /// query) and written as COPY data; `false` when no mapped table is read.
+    pub(super) async fn start_copy_out(
+        &mut self,
+        g: &Group,
+        c: sql_rewrite::CopyOut,
+    ) -> Result<bool, End> {
+        let wf = self.ctx.config.proxy.write_functions.clone();
+        let (plan, class) = self.ctx.routing.plan_uncached(&c.query, &wf);
+        if plan.is_default() {
+            return Ok(false);
+        }
+        let ctx = self.ctx.clone();
+        let route = ctx
+            .routing
+            .with_topology(|t| plan.bind(t, &[], &mut || ctx.routing.next_id()));
+        let route = match route {
+            Ok(r) => r,
+            Err(r) => {
+                self.fail_request("0A000", &format!("COPY: {}", r.message));
+                return Ok(true);
+            }
+        };
+        let target = self.effective(class.target);
+        if route.shards.len() == 1 && route.merge.is_none() && route.shards[0].sql.is_none() {
+            let shard = route.shards[0].shard;
+            let Some(id) = self.place(shard, target, false).await else {
+                return Ok(true);
+            };
+            self.forward_query(id, g.clone(), class)?;
+            return Ok(true);
+        }
+        let Some(writer) = crate::execute::copy_out::CopyWriter::new(&c.options) else {
+            self.fail_request("0A000", "COPY TO STDOUT in the binary format of rows from several shards is not supported yet: use the text or CSV format");
+            return Ok(true);
+        };
+        let f = super::place::query_frame(&c.query);
+        self.scatter_as(&f, route, target, &class, Some(writer))
+            .await?;
+        Ok(true)
+    }
+
     /// Whether server frames of slot `id` belong to the split COPY.
     pub(super) fn in_copy_split(&self, id: usize) -> bool {
         self.copy_split.as_ref().is_some_and(|c| c.has(id))

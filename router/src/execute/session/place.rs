@@ -273,6 +273,11 @@ impl Session {
                     return Ok(());
                 }
             }
+            if let Some(c) = sql_rewrite::copy_out(&sql) {
+                if self.refuse_if_aborted() || self.start_copy_out(&g, c).await? {
+                    return Ok(());
+                }
+            }
         }
         if sharded && !single_statement(&sql) && self.split_query(&sql)? {
             return Ok(());

@@ -59,6 +59,18 @@ impl Session {
         target: Target,
         class: &Classification,
     ) -> Result<(), End> {
+        self.scatter_as(f, route, target, class, None).await
+    }
+
+    /// [`Session::scatter`], the rows written as COPY data when `copy` says how.
+    pub(super) async fn scatter_as(
+        &mut self,
+        f: &Frame,
+        route: Route,
+        target: Target,
+        class: &Classification,
+        copy: Option<crate::execute::copy_out::CopyWriter>,
+    ) -> Result<(), End> {
         let Some(ids) = self.route_slots(&route, target, class).await else {
             return Ok(());
         };
@@ -75,7 +87,9 @@ impl Session {
                 None => slot.send(f, Some(p)),
             }
         }
-        self.gather = Some(Gather::for_route(&ids, route.mirror, route.merge, &[]));
+        let mut g = Gather::for_route(&ids, route.mirror, route.merge, &[]);
+        g.copy_out = copy;
+        self.gather = Some(g);
         self.unit_sent(&ids);
         Ok(())
     }
@@ -204,28 +218,42 @@ impl Session {
             }
             return Ok(());
         }
+        // a COPY TO STDOUT: rows are turned into COPY data on their way out
+        let mut held = std::mem::take(&mut g.held);
+        let copying = g.copy_out.is_some();
+        let out = if copying { &mut held } else { &mut self.cout };
         match f.tag {
             b'T' => {
                 if !g.described {
                     let t = describe_gathered(g, &f)?;
-                    if g.error.is_none() {
-                        self.cout.extend_from_slice(&t);
+                    match &g.copy_out {
+                        _ if g.error.is_some() => {}
+                        Some(w) => w.start(&t[5..], &mut self.cout)?,
+                        None => self.cout.extend_from_slice(&t),
                     }
                 }
             }
-            b'D' => gather_row(g, slot, id, &f, lead, &mut self.cout)?,
-            b'C' => gather_source_end(g, id, &f, lead, &mut self.cout)?,
+            b'D' => gather_row(g, slot, id, &f, lead, out)?,
+            b'C' => gather_source_end(g, id, &f, lead, out)?,
             b'E' => {
                 if is_fatal(&f) {
                     slot.fatal_seen = true;
                 }
                 g.error.get_or_insert_with(|| f.bytes.clone());
-                gather_source_end(g, id, &f, lead, &mut self.cout)?;
+                gather_source_end(g, id, &f, lead, out)?;
             }
             b'I' => {}
-            b'Z' => self.gathered_ready(id, &f)?,
-            _ => self.cout.extend_from_slice(&f.bytes),
+            b'Z' => {
+                g.held = held;
+                return self.gathered_ready(id, &f);
+            }
+            _ => out.extend_from_slice(&f.bytes),
         }
+        if let Some(w) = g.copy_out.as_mut() {
+            w.convert(&held, &mut self.cout)?;
+            held.clear();
+        }
+        g.held = held;
         Ok(())
     }
 
@@ -364,8 +392,19 @@ impl Session {
     }
 
     /// Every shard answered: the merged end goes to the client.
-    pub(super) fn gather_done(&mut self, g: Gather) {
-        if g.finish(&mut self.cout) {
+    pub(super) fn gather_done(&mut self, mut g: Gather) {
+        let copy = g.copy_out.take();
+        let mut end = BytesMut::new();
+        let failed = g.finish(&mut end);
+        match copy {
+            Some(mut w) if !failed => {
+                if w.convert(&end, &mut self.cout).is_err() {
+                    self.fail_request("XX000", "a gathered row could not be read");
+                }
+            }
+            _ => self.cout.extend_from_slice(&end),
+        }
+        if failed {
             self.request_failed();
         }
     }
