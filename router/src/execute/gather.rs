@@ -51,6 +51,9 @@ pub struct Gather {
     /// Merged rows held for a row-limited Execute (or on their way into
     /// COPY data).
     pub held: BytesMut,
+    /// A DECLARE of a cursor over several shards (its name, WITH HOLD):
+    /// the rows are held for its FETCHes.
+    pub declare: Option<(String, bool)>,
     /// A `COPY … TO STDOUT`: the rows go out as COPY data.
     pub copy_out: Option<super::copy_out::CopyWriter>,
     /// A statement Describe's ParameterDescription, waiting for the
@@ -80,6 +83,7 @@ impl Gather {
             row_limit: None,
             held: BytesMut::new(),
             copy_out: None,
+            declare: None,
         }
     }
 

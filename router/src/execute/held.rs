@@ -68,6 +68,26 @@ impl Held {
     }
 }
 
+impl Held {
+    /// Sends up to `n` rows (`None`: all that are left) and no end;
+    /// returns how many went out (a cursor's FETCH, or MOVE with `out`
+    /// `None`).
+    pub fn take(&mut self, n: Option<u64>, mut out: Option<&mut BytesMut>) -> u64 {
+        let mut sent = 0;
+        while n.is_none_or(|n| sent < n) {
+            let Some(r) = self.rows.pop_front() else {
+                break;
+            };
+            let row = r.first() == Some(&b'D');
+            sent += u64::from(row);
+            if let Some(o) = out.as_deref_mut() {
+                o.extend_from_slice(&r);
+            }
+        }
+        sent
+    }
+}
+
 /// The number of DataRows in a buffer of whole frames.
 pub fn count_rows(buf: &[u8]) -> usize {
     let mut n = 0;

@@ -1050,10 +1050,6 @@ fn driver_matrix() {
 /// `*` stands for every driver.
 const KNOWN_GAPS: &[(&str, &str, &str)] = &[
     ("psql", "pg_dump_schema", "LOCK TABLE of a sharded table is not run on every shard yet (issue 9, point 3)"),
-    ("psql", "fetch_count", "a cursor over several shards is refused (0A000) until cursors are merged (issue 9)"),
-    ("psycopg3", "server_cursor", "a cursor over several shards is refused (0A000) until cursors are merged (issue 9)"),
-    ("psycopg2", "server_cursor", "a cursor over several shards is refused (0A000) until cursors are merged (issue 9)"),
-    ("sqlalchemy", "yield_per", "a cursor over several shards is refused (0A000) until cursors are merged (issue 9)"),
     ("sqlalchemy", "insert_add_all", "an ORM session is a transaction: add_all over both shards writes two shards in one transaction, refused until two-phase commit (issue 11)"),
 ];
 

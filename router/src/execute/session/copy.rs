@@ -355,7 +355,7 @@ impl Session {
 /// The proxy's answers to the messages before the Execute (ParseComplete,
 /// BindComplete, …): everything up to the CommandComplete the Execute
 /// would have had, which the shards' COPY answers instead.
-fn answer_prefix(answers: &[u8]) -> usize {
+pub(super) fn answer_prefix(answers: &[u8]) -> usize {
     let mut at = 0;
     while at + 5 <= answers.len() {
         if answers[at] == b'C' {

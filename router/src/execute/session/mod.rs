@@ -12,6 +12,7 @@
 //! - `sql_prepared`: SQL-level PREPARE / EXECUTE / DEALLOCATE.
 
 mod copy;
+mod cursor;
 mod forward;
 mod place;
 mod replies;
@@ -147,6 +148,8 @@ pub struct Session {
     txn_lost: bool,
     /// A COPY FROM STDIN split over every shard.
     copy_split: Option<copy::CopySplit>,
+    /// Cursors over several shards, run by the proxy.
+    merged_cursors: cursor::MergedCursors,
 }
 
 impl Session {
@@ -181,6 +184,7 @@ impl Session {
             copy_in: None,
             txn_lost: false,
             copy_split: None,
+            merged_cursors: cursor::MergedCursors::default(),
         }
     }
 
@@ -308,9 +312,10 @@ impl Session {
             if ending.ends_batch() {
                 messages::ready_for_query(&mut self.cout, self.txn.status());
                 if !self.txn.open() {
-                    // portals end with their transaction
+                    // portals and cursors end with their transaction
                     self.portals.clear();
                     self.suspended.clear();
+                    self.merged_cursors.transaction_ended();
                 }
             } else if errored {
                 self.skip_to_sync = true;

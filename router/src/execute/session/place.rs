@@ -191,6 +191,9 @@ impl Session {
             Anchor::Portal(name) if self.suspended.contains_key(&name[..]) => {
                 self.serve_held(&g, &name)
             }
+            Anchor::Portal(name) if self.merged_cursor(&name).is_some() => {
+                self.describe_merged_cursor(&g, &name)
+            }
             Anchor::Portal(name) => {
                 let id = match self.portals.get(&name[..]) {
                     Some(&id) if self.slots.get(id).is_some() => id,

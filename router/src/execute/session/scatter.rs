@@ -220,7 +220,7 @@ impl Session {
         }
         // a COPY TO STDOUT: rows are turned into COPY data on their way out
         let mut held = std::mem::take(&mut g.held);
-        let copying = g.copy_out.is_some();
+        let copying = g.copy_out.is_some() || g.declare.is_some();
         let out = if copying { &mut held } else { &mut self.cout };
         match f.tag {
             b'T' => {
@@ -228,6 +228,7 @@ impl Session {
                     let t = describe_gathered(g, &f)?;
                     match &g.copy_out {
                         _ if g.error.is_some() => {}
+                        _ if g.declare.is_some() => g.row_description = Some(t),
                         Some(w) => w.start(&t[5..], &mut self.cout)?,
                         None => self.cout.extend_from_slice(&t),
                     }
@@ -251,6 +252,10 @@ impl Session {
         }
         if let Some(w) = g.copy_out.as_mut() {
             w.convert(&held, &mut self.cout)?;
+            held.clear();
+        }
+        if held.len() > HELD_BYTES_LIMIT {
+            g.fail("54000", &format!("a cursor over several shards is held by the proxy, up to {HELD_BYTES_LIMIT} bytes: this one is larger; narrow its query"));
             held.clear();
         }
         g.held = held;
@@ -394,8 +399,22 @@ impl Session {
     /// Every shard answered: the merged end goes to the client.
     pub(super) fn gather_done(&mut self, mut g: Gather) {
         let copy = g.copy_out.take();
-        let mut end = BytesMut::new();
+        let declare = g.declare.take();
+        let description = g.row_description.clone();
+        let error = g.error.clone();
+        let mut end = std::mem::take(&mut g.held);
         let failed = g.finish(&mut end);
+        if let Some((name, hold)) = declare {
+            if failed {
+                if let Some(e) = error {
+                    self.cout.extend_from_slice(&e);
+                }
+                self.request_failed();
+            } else {
+                self.cursor_declared(name, hold, end.freeze(), description);
+            }
+            return;
+        }
         match copy {
             Some(mut w) if !failed => {
                 if w.convert(&end, &mut self.cout).is_err() {

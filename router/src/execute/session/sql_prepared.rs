@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use sql_rewrite::route::Param;
-use sql_rewrite::{classify, Classification, CursorCommand, SqlPrepare};
+use sql_rewrite::{classify, Classification, SqlPrepare};
 
 use super::place::writes;
 use super::{End, Session};
@@ -134,62 +134,13 @@ impl Session {
         self.forward_any(id, g, stmt.class.clone())
     }
 
-    /// A cursor runs on the one shard its query reads; FETCH, MOVE and
-    /// CLOSE follow it. A cursor over several shards is refused.
-    pub(super) async fn run_cursor(
-        &mut self,
-        g: Group,
-        sql: &str,
-        c: CursorCommand,
-    ) -> Result<(), End> {
-        if self.refuse_if_aborted() {
-            return Ok(());
-        }
-        let default = self
-            .txn
-            .first_shard()
-            .unwrap_or(self.ctx.routing.default_shard());
-        let wf = self.ctx.config.proxy.write_functions.clone();
-        let shard = match &c {
-            CursorCommand::Declare { name, query } => {
-                let (plan, _) = self.ctx.routing.plan_uncached(query, &wf);
-                let shard = if plan.is_default() {
-                    default
-                } else {
-                    let ctx = self.ctx.clone();
-                    let route = ctx
-                        .routing
-                        .with_topology(|t| plan.bind(t, &[], &mut || ctx.routing.next_id()));
-                    match route {
-                        Ok(r) if r.shards.len() == 1 && !r.mirror && r.shards[0].sql.is_none() => {
-                            r.shards[0].shard
-                        }
-                        Ok(_) => {
-                            self.fail_request("0A000", &format!("cursor {name}: a cursor whose query reads several shards is not supported yet: its rows would have to be merged across FETCHes; read the rows with one query"));
-                            return Ok(());
-                        }
-                        Err(r) => {
-                            self.fail_request("0A000", &r.message);
-                            return Ok(());
-                        }
-                    }
-                };
-                self.cursors.insert(name.clone(), shard);
-                shard
-            }
-            CursorCommand::Use { name: Some(n) } => self.cursors.get(n).copied().unwrap_or(default),
-            CursorCommand::Use { name: None } => default,
-        };
-        let class = classify(sql, &wf);
-        let target = self.effective(class.target);
-        let Some(id) = self.place(shard, target, false).await else {
-            return Ok(());
-        };
-        self.forward_any(id, g, class)
-    }
-
     /// Sends a simple Query or an extended-protocol group to slot `id`.
-    fn forward_any(&mut self, id: usize, g: Group, class: Classification) -> Result<(), End> {
+    pub(super) fn forward_any(
+        &mut self,
+        id: usize,
+        g: Group,
+        class: Classification,
+    ) -> Result<(), End> {
         match g.anchor {
             Anchor::Query => self.forward_query(id, g, class),
             _ => self.forward_group(id, g, None),
