@@ -4,6 +4,8 @@
 //! A header (CSV's first line, the binary signature and trailer) goes to
 //! every shard. Pure: the caller says where a key goes.
 
+use bytes::Bytes;
+use shard_config::{KeyType, TableRule};
 use sql_rewrite::CopyFormat;
 
 /// Where a piece of COPY data goes.
@@ -369,6 +371,37 @@ fn csv_field(
         }
         field += 1;
         i += 1;
+    }
+}
+
+/// A COPY FROM STDIN running on every shard.
+pub struct CopySplit {
+    /// Slot id of each shard, by shard index.
+    pub slots: Vec<usize>,
+    pub splitter: Splitter,
+    pub rule: TableRule,
+    pub key_type: KeyType,
+    pub binary: bool,
+    pub broadcast: bool,
+    /// Shards that answered CopyInResponse.
+    pub started: usize,
+    /// Shards still to send ReadyForQuery.
+    pub remaining: usize,
+    /// Rows the shards reported copied.
+    pub count: u64,
+    /// The first error, sent instead of CommandComplete.
+    pub error: Option<Bytes>,
+    /// The client is still sending data.
+    pub open: bool,
+    /// Started by an Execute: the client's Sync after its CopyDone is
+    /// answered with the request's ReadyForQuery.
+    pub extended: bool,
+}
+
+impl CopySplit {
+    /// Whether slot `id` runs a part of it.
+    pub fn has(&self, id: usize) -> bool {
+        self.slots.contains(&id)
     }
 }
 

@@ -4,7 +4,7 @@
 //! each batch ending in PortalSuspended until the last ends in the
 //! statement's CommandComplete, as one server's suspended portal would.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use bytes::{Bytes, BytesMut};
 
@@ -85,6 +85,20 @@ impl Held {
             }
         }
         sent
+    }
+}
+
+/// Cursors the proxy runs itself, by name.
+#[derive(Debug, Default)]
+pub struct MergedCursors {
+    /// Each cursor's rows and whether it is WITH HOLD.
+    pub held: HashMap<String, (Held, bool)>,
+}
+
+impl MergedCursors {
+    /// The transaction ended: cursors without HOLD close with it.
+    pub fn transaction_ended(&mut self) {
+        self.held.retain(|_, (_, hold)| *hold);
     }
 }
 

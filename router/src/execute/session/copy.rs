@@ -6,48 +6,18 @@
 
 use std::collections::HashMap;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use shard_config::{KeyType, TableRule};
 use sql_rewrite::route::values::{self, Converted};
 use sql_rewrite::{CopyFormat, CopyIn as CopyStatement, Target};
 
 use super::{is_fatal, CopyIn, End, Session};
-use crate::execute::copy_split::{Dest, Splitter};
+use crate::execute::copy_split::{CopySplit, Dest, Splitter};
 use crate::execute::request::{Anchor, Group};
 use crate::execute::slot::{Kind, Pending};
 use crate::execute::transaction::Mode;
 use crate::protocol::messages::{self, Malformed, Severity};
 use crate::protocol::Frame;
-
-/// A COPY FROM STDIN running on every shard.
-pub(super) struct CopySplit {
-    /// Slot id of each shard, by shard index.
-    slots: Vec<usize>,
-    splitter: Splitter,
-    rule: TableRule,
-    key_type: KeyType,
-    binary: bool,
-    broadcast: bool,
-    /// Shards that answered CopyInResponse.
-    started: usize,
-    /// Shards still to send ReadyForQuery.
-    remaining: usize,
-    /// Rows the shards reported copied.
-    count: u64,
-    /// The first error, sent instead of CommandComplete.
-    error: Option<Bytes>,
-    /// The client is still sending data.
-    open: bool,
-    /// Started by an Execute: the client's Sync after its CopyDone is
-    /// answered with the request's ReadyForQuery.
-    extended: bool,
-}
-
-impl CopySplit {
-    fn has(&self, id: usize) -> bool {
-        self.slots.contains(&id)
-    }
-}
 
 impl Session {
     /// Starts a COPY FROM STDIN into mapped table `c.table` on every shard;

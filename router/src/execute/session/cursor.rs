@@ -4,8 +4,6 @@
 //! gathered and merged once at DECLARE, the rows held (up to the held
 //! limit), and FETCH/MOVE forward hand them out as one server would.
 
-use std::collections::HashMap;
-
 use bytes::BytesMut;
 use sql_rewrite::{classify, CursorCommand};
 
@@ -14,19 +12,6 @@ use super::{End, Session};
 use crate::execute::held::Held;
 use crate::execute::request::{Anchor, Group};
 use crate::protocol::messages;
-
-/// Cursors the proxy runs itself, by name.
-#[derive(Debug, Default)]
-pub(super) struct MergedCursors {
-    held: HashMap<String, (Held, bool)>,
-}
-
-impl MergedCursors {
-    /// The transaction ended: cursors without HOLD close with it.
-    pub(super) fn transaction_ended(&mut self) {
-        self.held.retain(|_, (_, hold)| *hold);
-    }
-}
 
 /// What a FETCH or MOVE asks for: `Some(n)` rows forward, `None` all;
 /// `Err` for a direction the proxy cannot serve.

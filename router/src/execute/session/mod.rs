@@ -94,7 +94,7 @@ enum CopyIn {
     /// An extended-protocol COPY ended: the server waits for a Sync (the
     /// client's, which follows its CopyDone, or the proxy's).
     Closing { slot: usize },
-    /// The rows go to every shard, each to its key's ([`copy::CopySplit`]).
+    /// The rows go to every shard, each to its key's ([`crate::execute::copy_split::CopySplit`]).
     Split,
     /// A split COPY started by an Execute ended: the client's Sync that
     /// follows its CopyDone is dropped (the request's ReadyForQuery answers it).
@@ -147,9 +147,9 @@ pub struct Session {
     /// A server of the open transaction went away while the client idled.
     txn_lost: bool,
     /// A COPY FROM STDIN split over every shard.
-    copy_split: Option<copy::CopySplit>,
+    copy_split: Option<super::copy_split::CopySplit>,
     /// Cursors over several shards, run by the proxy.
-    merged_cursors: cursor::MergedCursors,
+    merged_cursors: super::held::MergedCursors,
 }
 
 impl Session {
@@ -184,7 +184,7 @@ impl Session {
             copy_in: None,
             txn_lost: false,
             copy_split: None,
-            merged_cursors: cursor::MergedCursors::default(),
+            merged_cursors: super::held::MergedCursors::default(),
         }
     }
 
