@@ -10,6 +10,8 @@
 //! A request's groups run one after another, so the client gets its
 //! answers in exactly the order it sent the messages.
 
+use bytes::BytesMut;
+
 use crate::protocol::messages::{self, Malformed};
 use crate::protocol::Frame;
 
@@ -102,6 +104,16 @@ impl Group {
             Anchor::Bind(i) => self.frames.get(i),
             _ => None,
         }
+    }
+}
+
+/// A Query frame of `sql`.
+pub fn query_frame(sql: &str) -> Frame {
+    let mut b = BytesMut::new();
+    messages::query(&mut b, sql);
+    Frame {
+        tag: b'Q',
+        bytes: b.freeze(),
     }
 }
 

@@ -6,6 +6,8 @@
 //!
 //! Pure bookkeeping: the session sends what this module says to send.
 
+use sql_rewrite::{Classification, TxnEffect};
+
 /// Whether and how a transaction is open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -301,6 +303,40 @@ impl Savepoint {
     }
 }
 
+/// Transaction control the proxy runs itself.
+#[derive(Debug, Clone)]
+pub enum Control {
+    /// BEGIN / START TRANSACTION.
+    Begin {
+        /// The transaction was opened `READ ONLY`.
+        read_only: bool,
+    },
+    /// COMMIT (`commit`) or ROLLBACK.
+    End {
+        /// COMMIT rather than ROLLBACK.
+        commit: bool,
+    },
+    /// A savepoint statement.
+    Savepoint(Savepoint),
+}
+
+/// The transaction control a one-statement text is, if any.
+pub fn control(sql: &str, class: &Classification) -> Option<Control> {
+    if let Some(sp) = Savepoint::parse(sql) {
+        return Some(Control::Savepoint(sp));
+    }
+    match class.txn? {
+        _ if sql_rewrite::split_statements(sql).len() > 1 => None,
+        TxnEffect::Begin { read_only } => Some(Control::Begin { read_only }),
+        TxnEffect::Commit => Some(Control::End { commit: true }),
+        TxnEffect::Rollback => Some(Control::End { commit: false }),
+    }
+}
+
+/// Why a statement of an aborted transaction is not run.
+pub const ABORTED: &str =
+    "current transaction is aborted, commands ignored until end of transaction block";
+
 /// The name in a recorded `SAVEPOINT name`.
 fn savepoint_name(stmt: &str) -> &str {
     stmt.rsplit(' ').next().unwrap_or("")
@@ -407,6 +443,18 @@ mod tests {
         assert!(!t.lost(6));
         assert!(t.lost(5));
         assert_eq!(t.status(), b'E');
+    }
+
+    #[test]
+    fn transaction_control_statements() {
+        let c = |sql: &str| control(sql, &sql_rewrite::classify(sql, &[]));
+        assert!(matches!(c("BEGIN"), Some(Control::Begin { read_only: false })));
+        assert!(matches!(c("START TRANSACTION READ ONLY"), Some(Control::Begin { read_only: true })));
+        assert!(matches!(c("COMMIT"), Some(Control::End { commit: true })));
+        assert!(matches!(c("ABORT"), Some(Control::End { commit: false })));
+        assert!(matches!(c("SAVEPOINT a"), Some(Control::Savepoint(Savepoint::Define(_)))));
+        assert!(c("BEGIN; SELECT 1").is_none(), "several statements run as they are");
+        assert!(c("SELECT 1").is_none());
     }
 
     #[test]

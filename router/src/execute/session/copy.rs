@@ -65,7 +65,7 @@ impl Session {
             let cut = answer_prefix(&answers);
             self.cout.extend_from_slice(&answers[..cut]);
         }
-        let query = super::place::query_frame(sql);
+        let query = crate::execute::request::query_frame(sql);
         for &id in &ids {
             let slot = &mut self.slots[id];
             let mut p = Pending::new(Kind::Query, false);
@@ -128,7 +128,7 @@ impl Session {
             self.fail_request("0A000", "COPY TO STDOUT in the binary format of rows from several shards is not supported yet: use the text or CSV format");
             return Ok(true);
         };
-        let f = super::place::query_frame(&c.query);
+        let f = crate::execute::request::query_frame(&c.query);
         self.scatter_as(&f, route, target, &class, Some(writer))
             .await?;
         Ok(true)

@@ -7,9 +7,9 @@
 use bytes::BytesMut;
 use sql_rewrite::{classify, CursorCommand};
 
-use super::place::query_frame;
 use super::{End, Session};
 use crate::execute::held::Held;
+use crate::execute::request::query_frame;
 use crate::execute::request::{Anchor, Group};
 use crate::protocol::messages;
 

@@ -11,12 +11,14 @@
 //! - `scatter`: a statement on several shards, its answers merged;
 //! - `sql_prepared`: SQL-level PREPARE / EXECUTE / DEALLOCATE.
 
+mod control;
 mod copy;
 mod cursor;
 mod forward;
 mod place;
 mod replies;
 mod scatter;
+mod servers;
 mod sql_prepared;
 
 use std::collections::{HashMap, VecDeque};

@@ -7,14 +7,13 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use sql_rewrite::route::Route;
-use sql_rewrite::{classify, split_statements, Classification, Target, TxnEffect};
+use sql_rewrite::{classify, split_statements, Classification, Target};
 
 use super::{End, Session};
-use crate::backend::{Role, Server};
 use crate::execute::request::{Anchor, Ending, Group};
-use crate::execute::slot::{Kind, Pending, Slot, Statement};
-use crate::execute::transaction::{Mode, Savepoint};
-use crate::protocol::messages::{self, Bind, Parse, Severity};
+use crate::execute::slot::Statement;
+use crate::execute::transaction::{control, Mode, ABORTED};
+use crate::protocol::messages::{self, Bind, Parse};
 use crate::protocol::Frame;
 
 /// Where one statement goes.
@@ -34,18 +33,6 @@ pub(super) enum Dest {
     Refused(String),
 }
 
-/// Transaction control the proxy runs itself.
-#[derive(Debug, Clone)]
-pub(super) enum Control {
-    Begin { read_only: bool },
-    End { commit: bool },
-    Savepoint(Savepoint),
-}
-
-/// Why a statement of an aborted transaction is not run.
-const ABORTED: &str =
-    "current transaction is aborted, commands ignored until end of transaction block";
-
 /// `true` for a text of exactly one statement.
 fn single_statement(sql: &str) -> bool {
     split_statements(sql).len() <= 1
@@ -63,19 +50,6 @@ pub(super) fn show_route(sql: &str) -> Option<&str> {
         .then(|| rest.trim().trim_end_matches(';').trim())
 }
 
-/// The transaction control a one-statement text is, if any.
-fn control(sql: &str, class: &Classification) -> Option<Control> {
-    if let Some(sp) = Savepoint::parse(sql) {
-        return Some(Control::Savepoint(sp));
-    }
-    match class.txn? {
-        _ if !single_statement(sql) => None,
-        TxnEffect::Begin { read_only } => Some(Control::Begin { read_only }),
-        TxnEffect::Commit => Some(Control::End { commit: true }),
-        TxnEffect::Rollback => Some(Control::End { commit: false }),
-    }
-}
-
 /// Whether a statement may change data (a second such shard in one
 /// transaction is refused). DDL is mirrored and does not count.
 pub(super) fn writes(class: &Classification) -> bool {
@@ -90,11 +64,6 @@ pub(super) fn writes(class: &Classification) -> bool {
                 | "unparseable"
                 | "too deeply nested"
         )
-}
-
-/// Whether a server in `role` may run work for `target`.
-fn satisfies(role: Role, target: Target) -> bool {
-    role == Role::Primary || target == Target::Replica
 }
 
 impl Session {
@@ -498,176 +467,6 @@ impl Session {
         }
     }
 
-    /// The server connection for work on `shard`: the transaction's
-    /// participant there (joining it now if needed), else a fresh choice.
-    /// `None`: the client got the error.
-    pub(super) async fn place(&mut self, shard: usize, target: Target, w: bool) -> Option<usize> {
-        if !self.txn.open() {
-            return self.acquire(target, shard).await;
-        }
-        if w {
-            let ctx = self.ctx.clone();
-            if let Err(e) = self
-                .txn
-                .write_on(shard, |s| ctx.routing.shard_name(s).to_string())
-            {
-                self.fail_request("0A000", &e.to_string());
-                return None;
-            }
-        }
-        if let Some(p) = self.txn.participant(shard) {
-            return Some(p.slot);
-        }
-        let target = if self.txn.read_only() {
-            target
-        } else {
-            Target::Primary
-        };
-        let id = self.acquire(target, shard).await?;
-        let sql = self.txn.join(shard, id);
-        if w {
-            let ctx = self.ctx.clone();
-            let _ = self
-                .txn
-                .write_on(shard, |s| ctx.routing.shard_name(s).to_string());
-        }
-        let slot = &mut self.slots[id];
-        messages::query(&mut slot.out, &sql);
-        slot.pending.push_back(Pending::quiet(Kind::Query));
-        Some(id)
-    }
-
-    /// A server for messages any server can answer (Parse, Describe of a
-    /// statement): the transaction's, one already held, else the default
-    /// shard's.
-    pub(super) async fn anywhere(&mut self) -> Option<usize> {
-        if let Some(p) = self.txn.participants().first() {
-            return Some(p.slot);
-        }
-        let home = self.ctx.routing.default_shard();
-        let held = self
-            .slots
-            .iter()
-            .find(|(_, s)| s.shard == home)
-            .or_else(|| self.slots.iter().next())
-            .map(|(i, _)| i);
-        match held {
-            Some(i) => Some(i),
-            None => self.acquire(self.effective(Target::Replica), home).await,
-        }
-    }
-
-    /// Runs transaction control in the proxy: on every participant, with
-    /// one answer for the client (`g`: the extended-protocol group).
-    async fn run_control(&mut self, c: Control, sql: &str, g: Option<&Group>) -> Result<(), End> {
-        let mut tag = String::new();
-        let mut send: Option<String> = None;
-        match &c {
-            Control::Begin { read_only } => {
-                if self.txn.mode() == Mode::Explicit {
-                    notice(
-                        &mut self.cout,
-                        "25001",
-                        "there is already a transaction in progress",
-                    );
-                } else {
-                    self.txn.begin_explicit(sql, *read_only);
-                }
-                tag.push_str("BEGIN");
-            }
-            Control::End { commit } => {
-                if self.txn.mode() == Mode::Idle {
-                    notice(
-                        &mut self.cout,
-                        "25P01",
-                        "there is no transaction in progress",
-                    );
-                }
-                if self.txn.mode() == Mode::Implicit {
-                    notice(
-                        &mut self.cout,
-                        "25P01",
-                        "there is no transaction in progress",
-                    );
-                }
-                let commit = *commit && !self.txn.failed();
-                tag.push_str(if commit { "COMMIT" } else { "ROLLBACK" });
-                send = Some(tag.clone());
-            }
-            Control::Savepoint(sp) => {
-                if !self.txn.open() {
-                    // Postgres answers "can only be used in transaction blocks"
-                    let target = Target::Primary;
-                    let g = match g {
-                        Some(g) => g.clone(),
-                        None => Group::query(query_frame(sql)),
-                    };
-                    return self.run_default(g, target, false, None).await;
-                }
-                if matches!(sp, Savepoint::Define(_) | Savepoint::Release(_)) && self.txn.failed() {
-                    self.fail_request("25P02", ABORTED);
-                    return Ok(());
-                }
-                self.txn.savepoint(sp);
-                tag.push_str(match sp {
-                    Savepoint::Define(_) => "SAVEPOINT",
-                    Savepoint::Release(_) => "RELEASE",
-                    Savepoint::RollbackTo(_) => "ROLLBACK",
-                });
-                send = Some(sql.to_string());
-            }
-        }
-        let mut after = BytesMut::new();
-        match g {
-            Some(g) => self.local_answers(g, &tag, &mut after)?,
-            None => messages::command_complete(&mut after, &tag),
-        }
-        let parts = match (&c, &send) {
-            (Control::End { .. }, Some(_)) => self.txn.end(),
-            (_, Some(_)) => self.txn.participants().to_vec(),
-            _ => Vec::new(),
-        };
-        let mut owed = 0;
-        if let Some(stmt) = send {
-            for p in &parts {
-                if let Some(slot) = self.slots.get_mut(p.slot) {
-                    messages::query(&mut slot.out, &stmt);
-                    let mut pend = Pending::quiet(Kind::Query);
-                    pend.unit_end = true;
-                    slot.pending.push_back(pend);
-                    owed += 1;
-                }
-            }
-        }
-        let ids: Vec<usize> = parts.iter().map(|p| p.slot).collect();
-        self.set_cancel(&ids);
-        if let Some(run) = self.run.as_mut() {
-            run.owed += owed;
-            run.after = Some(after);
-        }
-        Ok(())
-    }
-
-    /// Ends the proxy's implicit transaction at the batch's end.
-    pub(super) fn close_implicit(&mut self, commit: bool) {
-        let parts = self.txn.end();
-        let stmt = if commit { "COMMIT" } else { "ROLLBACK" };
-        let mut owed = 0;
-        for p in &parts {
-            if let Some(slot) = self.slots.get_mut(p.slot) {
-                messages::query(&mut slot.out, stmt);
-                let mut pend = Pending::quiet(Kind::Query);
-                pend.unit_end = true;
-                slot.pending.push_back(pend);
-                owed += 1;
-            }
-        }
-        if let Some(run) = self.run.as_mut() {
-            run.owed += owed;
-            run.closing = true;
-        }
-    }
-
     /// The shard a Bind routes to, or the refusal; `None` when its statement
     /// names no sharded table.
     fn bind_dest(&self, f: &Frame, stmt: &Statement) -> Result<Option<Dest>, End> {
@@ -705,92 +504,6 @@ impl Session {
         }))
     }
 
-    /// Applies `read_from = "primary"`; inside a read-write transaction
-    /// everything goes to primaries.
-    pub(super) fn effective(&self, t: Target) -> Target {
-        if self.txn.open() && !self.txn.read_only() {
-            return Target::Primary;
-        }
-        match self.ctx.config.routing.read_from {
-            shard_config::ReadFrom::Primary => Target::Primary,
-            shard_config::ReadFrom::Replicas => t,
-        }
-    }
-
-    /// A slot on each of `shards` (joining the transaction where one is
-    /// open); `None` when one cannot be had (the client got the error).
-    pub(super) async fn place_all(
-        &mut self,
-        shards: &[usize],
-        target: Target,
-        w: bool,
-    ) -> Option<Vec<usize>> {
-        let mut ids = Vec::with_capacity(shards.len());
-        for &s in shards {
-            ids.push(self.place(s, target, w).await?);
-        }
-        Some(ids)
-    }
-
-    /// Chooses a server for `target` and checks out a connection if the
-    /// client holds none there; sends an error to the client on failure.
-    pub(super) async fn acquire(&mut self, target: Target, index: usize) -> Option<usize> {
-        let ctx = self.ctx.clone();
-        let shard = ctx
-            .servers
-            .shards
-            .get(index)
-            .unwrap_or(ctx.servers.default_shard());
-        if target == Target::Replica {
-            let n = shard.replicas.len();
-            self.rr = self.rr.wrapping_add(1);
-            for k in 0..n {
-                let r = &shard.replicas[(self.rr + k) % n];
-                if r.is_up() {
-                    if let Ok(i) = self.use_server(r, index).await {
-                        return Some(i);
-                    }
-                }
-            }
-        }
-        debug_assert!(satisfies(shard.primary.role, target));
-        match self.use_server(&shard.primary, index).await {
-            Ok(i) => Some(i),
-            Err(e) => {
-                self.fail_request("08006", &format!("could not connect to a server: {e}"));
-                None
-            }
-        }
-    }
-
-    /// The client's slot on `server`, checked out now if it has none.
-    async fn use_server(&mut self, server: &Arc<Server>, shard: usize) -> Result<usize, String> {
-        let i = match self.slots.find(server) {
-            Some(i) => i,
-            None => {
-                let conn = server
-                    .checkout()
-                    .await
-                    .inspect_err(|e| tracing::warn!("{e}"))?;
-                self.slots.insert(Slot::new(server.clone(), shard, conn))
-            }
-        };
-        self.sync_slot(i);
-        Ok(i)
-    }
-
-    /// Replays the client's settings on a slot that is behind.
-    pub(super) fn sync_slot(&mut self, i: usize) {
-        let slot = &mut self.slots[i];
-        if slot.version == self.settings.version {
-            return;
-        }
-        messages::query(&mut slot.out, &self.settings.replay_sql());
-        slot.pending.push_back(Pending::new(Kind::Query, true));
-        slot.prepared.remove(&b""[..]);
-        slot.version = self.settings.version;
-    }
-
     /// Answers `SHOW ROUTE <sql>`: one row per target shard.
     fn show_route(&mut self, sql: &str) {
         let ctx = self.ctx.clone();
@@ -821,64 +534,5 @@ impl Session {
                 }
             }
         }
-    }
-}
-
-/// A Query frame of `sql`.
-pub(super) fn query_frame(sql: &str) -> Frame {
-    let mut b = BytesMut::new();
-    messages::query(&mut b, sql);
-    Frame {
-        tag: b'Q',
-        bytes: b.freeze(),
-    }
-}
-
-/// Appends a NoticeResponse (WARNING).
-fn notice(out: &mut BytesMut, code: &str, message: &str) {
-    let mut e = BytesMut::new();
-    messages::error_response(&mut e, Severity::Error, code, message);
-    // same fields, NoticeResponse tag and WARNING severity
-    let body = String::from_utf8_lossy(&e[5..]).replace("ERROR", "WARNING");
-    messages::raw(out, b'N', body.as_bytes());
-}
-
-impl Session {
-    /// The answers the proxy gives for an extended-protocol group it runs
-    /// itself: ParseComplete, BindComplete, NoData, CommandComplete `tag`,
-    /// CloseComplete, in the client's order.
-    pub(super) fn local_answers(
-        &mut self,
-        g: &Group,
-        tag: &str,
-        out: &mut BytesMut,
-    ) -> Result<(), End> {
-        for f in &g.frames {
-            match f.tag {
-                b'P' => {
-                    let stmt = self.statement(f)?;
-                    let name = bytes::Bytes::copy_from_slice(Parse::read(f)?.name);
-                    self.statements.insert(name, stmt);
-                    messages::raw(out, b'1', b"");
-                }
-                b'B' => messages::raw(out, b'2', b""),
-                b'D' => {
-                    if messages::Target::read(f)?.kind == b'S' {
-                        messages::raw(out, b't', &[0, 0]);
-                    }
-                    messages::raw(out, b'n', b"");
-                }
-                b'E' => messages::command_complete(out, tag),
-                b'C' => {
-                    let t = messages::Target::read(f)?;
-                    if t.kind == b'S' {
-                        self.statements.remove(t.name);
-                    }
-                    messages::raw(out, b'3', b"");
-                }
-                _ => {}
-            }
-        }
-        Ok(())
     }
 }
