@@ -1,5 +1,5 @@
 //! What every connection shares: the config, the servers, TLS, login
-//! verifiers and cancel keys.
+//! verifiers, cancel keys and the routing (shard map, route plans, ids).
 
 use std::collections::HashMap;
 

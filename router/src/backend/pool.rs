@@ -1,5 +1,6 @@
-//! Pools of server connections, one per Postgres server, and the set of
-//! servers (a primary and its replicas) a shard is made of.
+//! Pools of server connections, one per Postgres server, why a checkout
+//! failed ([`CheckoutError`]), and the set of servers (a primary and its
+//! replicas) a shard is made of.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
