@@ -1,5 +1,6 @@
-//! Proxy-issued cancel keys, mapped to the server connection a client is
-//! currently using, so a `CancelRequest` reaches the right Postgres backend.
+//! Proxy-issued cancel keys, mapped to the server connections running a
+//! client's statement (several when it runs on several shards), so a
+//! `CancelRequest` reaches the right Postgres backends.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

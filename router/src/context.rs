@@ -1,5 +1,5 @@
 //! What every connection shares: the config, the servers, TLS, login
-//! verifiers and cancel keys.
+//! verifiers, cancel keys and the routing (shard map, route plans, ids).
 
 use std::collections::HashMap;
 
@@ -84,9 +84,9 @@ impl Context {
         }
         let mut last = String::from("no servers configured");
         for s in servers() {
-            match s.checkout().await {
+            match s.acquire().await {
                 Ok(conn) => return Ok(with_primary_view(conn.params.clone())),
-                Err(e) => last = e,
+                Err(e) => last = e.to_string(),
             }
         }
         Err(last)

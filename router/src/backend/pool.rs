@@ -1,5 +1,6 @@
-//! Pools of server connections, one per Postgres server, and the set of
-//! servers (a primary and its replicas) a shard is made of.
+//! Pools of server connections, one per Postgres server, why a checkout
+//! failed ([`CheckoutError`]), and the set of servers (a primary and its
+//! replicas) a shard is made of.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -69,6 +70,28 @@ pub struct Server {
     timeout: Duration,
 }
 
+/// Why [`Server::acquire`] returned no connection.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckoutError {
+    /// Every pooled connection stayed in use for the whole wait.
+    #[error("server {addr}: no connection available in time")]
+    Timeout {
+        /// The server.
+        addr: Address,
+    },
+    /// Opening a new connection failed.
+    #[error(transparent)]
+    Connect(#[from] BackendError),
+}
+
+impl CheckoutError {
+    /// Whether the failure means the server is unreachable (so it should be
+    /// skipped for a while): a connect error is, a full pool is not.
+    pub fn server_down(&self) -> bool {
+        matches!(self, CheckoutError::Connect(_))
+    }
+}
+
 /// How long a client waits for a pooled connection when all are in use
 /// (connecting itself is bounded by `connect_timeout_ms`).
 const CHECKOUT_WAIT: Duration = Duration::from_secs(30);
@@ -121,24 +144,26 @@ impl Server {
         self.down_until.store(0, Ordering::Relaxed);
     }
 
-    /// Checks out a connection; marks the server down when that fails.
-    pub async fn checkout(&self) -> Result<Pooled, String> {
-        match self.pool.get_owned().await {
-            Ok(c) => Ok(c),
-            Err(e) => {
-                let msg = match e {
-                    bb8::RunError::User(e) => e.to_string(),
-                    bb8::RunError::TimedOut => {
-                        format!("server {}: no connection available in time", self.addr)
-                    }
-                };
-                // A full pool is not a dead server; only connect errors are.
-                if !msg.contains("no connection available") {
-                    self.mark_down();
-                }
-                Err(msg)
-            }
+    /// Checks out a connection; marks the server down when connecting failed
+    /// (a full pool is not a dead server).
+    pub async fn acquire(&self) -> Result<Pooled, CheckoutError> {
+        let err = match self.pool.get_owned().await {
+            Ok(c) => return Ok(c),
+            Err(bb8::RunError::User(e)) => CheckoutError::Connect(e),
+            Err(bb8::RunError::TimedOut) => CheckoutError::Timeout {
+                addr: self.addr.clone(),
+            },
+        };
+        if err.server_down() {
+            self.mark_down();
         }
+        Err(err)
+    }
+
+    /// [`acquire`](Self::acquire) with the error as text, for callers that
+    /// report it as a string (the session's `use_server`).
+    pub async fn checkout(&self) -> Result<Pooled, String> {
+        self.acquire().await.map_err(|e| e.to_string())
     }
 
     /// Opens a fresh connection outside the pool (health checks).
@@ -217,5 +242,30 @@ impl Servers {
         self.shards
             .iter()
             .flat_map(|s| std::iter::once(&s.primary).chain(s.replicas.iter()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkout_errors_keep_their_text_and_say_whether_the_server_is_down() {
+        let addr = Address {
+            host: "127.0.0.1".into(),
+            port: 5433,
+        };
+        let full = CheckoutError::Timeout { addr };
+        assert_eq!(
+            full.to_string(),
+            "server 127.0.0.1:5433: no connection available in time"
+        );
+        assert!(!full.server_down());
+        let refused = CheckoutError::from(BackendError::Timeout("127.0.0.1:5433".into()));
+        assert_eq!(
+            refused.to_string(),
+            "server 127.0.0.1:5433: connection timed out"
+        );
+        assert!(refused.server_down());
     }
 }

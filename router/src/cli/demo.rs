@@ -5,9 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _};
+use pg_cluster::{Auth, Cluster, ClusterOptions};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
-
-use super::cluster::LocalCluster;
 
 /// How many shards the demo starts.
 const SHARDS: usize = 2;
@@ -55,24 +54,17 @@ pub fn run(listen: &str) -> anyhow::Result<()> {
 }
 
 /// Starts the shards' clusters in parallel, under `root/s0`, `root/s1`, ….
-fn start_shards(root: &Path) -> anyhow::Result<Vec<LocalCluster>> {
+fn start_shards(root: &Path) -> anyhow::Result<Vec<Cluster>> {
     std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..SHARDS)
-            .map(|i| scope.spawn(move || LocalCluster::start(&root.join(format!("s{i}")), 1)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow!("a shard's start-up thread panicked")))
-            })
-            .collect()
-    })
+    let opts = ClusterOptions {
+        replicas: 1,
+        auth: Auth::Scram,
+    };
+    Cluster::start_many_in(root, SHARDS, opts)
 }
 
 /// The demo's config: the shards, then the shop's `[tables.*]`.
-fn config_text(listen: &str, clusters: &[LocalCluster]) -> String {
+fn config_text(listen: &str, clusters: &[Cluster]) -> String {
     let mut text = format!(
         "[proxy]\nlisten = \"{listen}\"\npool_size = 20\n\n[[users]]\nname = \"shop\"\npassword = \"shop\"\n\n\
          [backend]\nuser = \"shop\"\npassword = \"shop\"\ndatabase = \"shop\"\n"
@@ -127,44 +119,9 @@ async fn connect(conn: &str) -> anyhow::Result<Client> {
 }
 
 /// Waits until every replica has replayed what its primary has written.
-async fn wait_replicated(clusters: &[LocalCluster]) -> anyhow::Result<()> {
+async fn wait_replicated(clusters: &[Cluster]) -> anyhow::Result<()> {
     for c in clusters {
-        let primary = connect(&format!(
-            "host=127.0.0.1 port={} user=postgres dbname=postgres",
-            c.primary.port
-        ))
-        .await?;
-        let lsn: String = primary
-            .query_one("SELECT pg_current_wal_lsn()::text", &[])
-            .await?
-            .get(0);
-        for r in &c.replicas {
-            let replica = connect(&format!(
-                "host=127.0.0.1 port={} user=postgres dbname=postgres",
-                r.port
-            ))
-            .await?;
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                let done: bool = replica
-                    .query_one(
-                        "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn",
-                        &[&lsn],
-                    )
-                    .await?
-                    .get(0);
-                if done {
-                    break;
-                }
-                if Instant::now() >= deadline {
-                    return Err(anyhow!(
-                        "replica 127.0.0.1:{} did not catch up in 30 s",
-                        r.port
-                    ));
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
+        c.wait_replicated().await?;
     }
     Ok(())
 }
@@ -195,7 +152,7 @@ async fn show_route(client: &Client, sql: &str) -> String {
 
 /// Creates and loads the shop through the proxy at `listen`, waits for the
 /// replicas, and returns the text telling the user how to use it.
-async fn load(listen: &str, clusters: &[LocalCluster]) -> anyhow::Result<String> {
+async fn load(listen: &str, clusters: &[Cluster]) -> anyhow::Result<String> {
     let (host, port) = client_address(listen);
     let client = connect(&format!(
         "host={host} port={port} user=shop password=shop dbname=shop"

@@ -1,7 +1,6 @@
 //! The subcommands of the `shardgate` binary.
 
 pub mod check;
-pub mod cluster;
 pub mod demo;
 pub mod route;
 pub mod serve;

@@ -1,5 +1,6 @@
-//! The Postgres wire protocol, as far as the proxy needs it: framing and a
-//! few bounds-checked message readers and writers.
+//! The Postgres wire protocol, as far as the proxy needs it: framing, a few
+//! bounds-checked message readers and writers, and the binary format of
+//! values (for merged results a client asked for in binary).
 
 pub mod binary;
 pub mod frame;
