@@ -160,12 +160,6 @@ impl Server {
         Err(err)
     }
 
-    /// [`acquire`](Self::acquire) with the error as text, for callers that
-    /// report it as a string (the session's `use_server`).
-    pub async fn checkout(&self) -> Result<Pooled, String> {
-        self.acquire().await.map_err(|e| e.to_string())
-    }
-
     /// Opens a fresh connection outside the pool (health checks).
     pub async fn probe(&self) -> Result<ServerConn, BackendError> {
         ServerConn::connect(&self.addr, &self.login, self.timeout).await

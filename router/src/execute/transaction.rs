@@ -448,12 +448,24 @@ mod tests {
     #[test]
     fn transaction_control_statements() {
         let c = |sql: &str| control(sql, &sql_rewrite::classify(sql, &[]));
-        assert!(matches!(c("BEGIN"), Some(Control::Begin { read_only: false })));
-        assert!(matches!(c("START TRANSACTION READ ONLY"), Some(Control::Begin { read_only: true })));
+        assert!(matches!(
+            c("BEGIN"),
+            Some(Control::Begin { read_only: false })
+        ));
+        assert!(matches!(
+            c("START TRANSACTION READ ONLY"),
+            Some(Control::Begin { read_only: true })
+        ));
         assert!(matches!(c("COMMIT"), Some(Control::End { commit: true })));
         assert!(matches!(c("ABORT"), Some(Control::End { commit: false })));
-        assert!(matches!(c("SAVEPOINT a"), Some(Control::Savepoint(Savepoint::Define(_)))));
-        assert!(c("BEGIN; SELECT 1").is_none(), "several statements run as they are");
+        assert!(matches!(
+            c("SAVEPOINT a"),
+            Some(Control::Savepoint(Savepoint::Define(_)))
+        ));
+        assert!(
+            c("BEGIN; SELECT 1").is_none(),
+            "several statements run as they are"
+        );
         assert!(c("SELECT 1").is_none());
     }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use sql_rewrite::Target;
 
 use super::Session;
+use crate::backend::pool::CheckoutError;
 use crate::backend::{Role, Server};
 use crate::execute::slot::{Kind, Pending, Slot};
 use crate::protocol::messages;
@@ -135,12 +136,16 @@ impl Session {
     }
 
     /// The client's slot on `server`, checked out now if it has none.
-    async fn use_server(&mut self, server: &Arc<Server>, shard: usize) -> Result<usize, String> {
+    async fn use_server(
+        &mut self,
+        server: &Arc<Server>,
+        shard: usize,
+    ) -> Result<usize, CheckoutError> {
         let i = match self.slots.find(server) {
             Some(i) => i,
             None => {
                 let conn = server
-                    .checkout()
+                    .acquire()
                     .await
                     .inspect_err(|e| tracing::warn!("{e}"))?;
                 self.slots.insert(Slot::new(server.clone(), shard, conn))
