@@ -530,7 +530,15 @@ fn prerequisites(drivers: &[Driver]) -> Result<Tools> {
         missing.push(format!("{JDBC_JAR} is missing"));
     }
     if !missing.is_empty() {
-        bail!("{}: {install}", missing.join("; "));
+        // a fresh machine: the README's test command installs them itself
+        eprintln!("{}: running tests/drivers/install.sh", missing.join("; "));
+        let status = Command::new("bash")
+            .arg(dir.join("install.sh"))
+            .status()
+            .context("running tests/drivers/install.sh")?;
+        if !status.success() {
+            bail!("{}: {install} (it failed: {status})", missing.join("; "));
+        }
     }
     Ok(Tools {
         python,
