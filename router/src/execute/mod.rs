@@ -11,7 +11,9 @@ pub mod routing;
 pub mod session;
 pub mod settings;
 pub mod slot;
+pub mod statement;
 mod steps;
+pub mod tracker;
 pub mod transaction;
 
 pub use session::Session;

@@ -1,143 +1,17 @@
 //! A server connection checked out by one client, with what it has been
 //! sent and not yet answered.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use sql_rewrite::route::Plan;
-use sql_rewrite::{Classification, SessionEffect};
+use sql_rewrite::SessionEffect;
 
+pub use super::statement::{SqlStatement, Statement};
+use super::tracker::Tracker;
+pub use super::tracker::{Kind, ParseUndo, Pending};
 use crate::backend::{Pooled, Server};
 use crate::protocol::Frame;
-
-/// A statement the client prepared: its original Parse bytes (re-sent as
-/// they are to other servers) and how it routes.
-#[derive(Debug)]
-pub struct Statement {
-    /// The client's Parse message.
-    pub parse: Frame,
-    /// Its classification.
-    pub class: Classification,
-    /// Its route plan (`None` when no table is sharded).
-    pub plan: Option<Arc<Plan>>,
-}
-
-/// A statement the client prepared with SQL `PREPARE`.
-#[derive(Debug)]
-pub struct SqlStatement {
-    /// The client's PREPARE text, replayed on servers that lack it.
-    pub prepare: String,
-    /// How its body routes.
-    pub plan: Arc<Plan>,
-    /// Its body's classification.
-    pub class: Classification,
-}
-
-/// What a message sent to a server will be answered with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Parse → ParseComplete.
-    Parse,
-    /// Bind → BindComplete.
-    Bind,
-    /// Describe → [ParameterDescription] RowDescription | NoData.
-    Describe,
-    /// Execute → rows, then CommandComplete | EmptyQuery | PortalSuspended.
-    Execute,
-    /// Close → CloseComplete.
-    Close,
-    /// Sync → ReadyForQuery.
-    Sync,
-    /// Query → anything, then ReadyForQuery.
-    Query,
-    /// FunctionCall → FunctionCallResponse, then ReadyForQuery.
-    FunctionCall,
-}
-
-impl Kind {
-    /// Ends with ReadyForQuery (and so survives an error).
-    pub fn ends_with_ready(self) -> bool {
-        matches!(self, Kind::Sync | Kind::Query | Kind::FunctionCall)
-    }
-}
-
-/// Undo information for an optimistic Parse.
-#[derive(Debug, Clone)]
-pub struct ParseUndo {
-    /// Statement name.
-    pub name: Bytes,
-    /// What the client registry held before (`None` for proxy-injected parses).
-    pub registry_before: Option<Option<Arc<Statement>>>,
-    /// What the server connection held before.
-    pub slot_before: Option<Arc<Statement>>,
-}
-
-/// One message awaiting its answer.
-#[derive(Debug)]
-pub struct Pending {
-    /// The kind of answer expected.
-    pub kind: Kind,
-    /// The proxy sent it: its answers are not for the client.
-    pub swallow: bool,
-    /// An error (or a ROLLBACK) arrived for it: its effects do not count.
-    pub errored: bool,
-    /// Session effects to record when it completes.
-    pub effects: Vec<SessionEffect>,
-    /// For Parse: how to undo the optimistic registration.
-    pub undo: Option<ParseUndo>,
-    /// One of several shards' answers to one statement, merged by the session.
-    pub gather: bool,
-    /// In a mirrored statement, the shard whose answer the client sees.
-    pub lead: bool,
-    /// In a batch gathered from several shards: the client-visible step it
-    /// answers (`None`: the proxy's own message).
-    pub step: Option<usize>,
-    /// Its ReadyForQuery ends the unit of work the session waits for.
-    pub unit_end: bool,
-    /// Its answers belong to a COPY FROM STDIN split over every shard.
-    pub copy: bool,
-    /// A Describe of a statement (answered ParameterDescription, then
-    /// RowDescription or NoData), not of a portal.
-    pub statement_describe: bool,
-    /// The proxy sent it and swallows its answers, but an error it gets is
-    /// the client's (a transaction's BEGIN on a joining shard, a COMMIT).
-    pub quiet: bool,
-}
-
-impl Pending {
-    /// A plain entry.
-    pub fn new(kind: Kind, swallow: bool) -> Self {
-        Self {
-            kind,
-            swallow,
-            errored: false,
-            effects: Vec::new(),
-            undo: None,
-            gather: false,
-            lead: false,
-            step: None,
-            unit_end: false,
-            statement_describe: false,
-            copy: false,
-            quiet: false,
-        }
-    }
-
-    /// The proxy's own Sync (or Query) whose ReadyForQuery ends a unit.
-    pub fn unit_end(kind: Kind) -> Self {
-        let mut p = Pending::new(kind, true);
-        p.unit_end = true;
-        p
-    }
-
-    /// A proxy statement whose errors reach the client.
-    pub fn quiet(kind: Kind) -> Self {
-        let mut p = Pending::new(kind, true);
-        p.quiet = true;
-        p
-    }
-}
 
 /// A checked-out server connection and its bookkeeping.
 pub struct Slot {
@@ -150,7 +24,7 @@ pub struct Slot {
     /// Bytes to send.
     pub out: BytesMut,
     /// Messages sent and not fully answered, in order.
-    pub pending: VecDeque<Pending>,
+    pub pending: Tracker,
     /// Transaction status from the last ReadyForQuery.
     pub status: u8,
     /// The settings version this connection has applied.
@@ -179,7 +53,7 @@ impl Slot {
             shard,
             conn,
             out: BytesMut::with_capacity(8 * 1024),
-            pending: VecDeque::new(),
+            pending: Tracker::default(),
             status: b'I',
             version: 0,
             prepared: HashMap::new(),
@@ -196,7 +70,7 @@ impl Slot {
     pub fn send(&mut self, f: &Frame, pending: Option<Pending>) {
         self.out.extend_from_slice(&f.bytes);
         if let Some(p) = pending {
-            self.pending.push_back(p);
+            self.pending.push(p);
         }
     }
 

@@ -103,7 +103,7 @@ impl Session {
                     messages::query(&mut slot.out, &stmt);
                     let mut pend = Pending::quiet(Kind::Query);
                     pend.unit_end = true;
-                    slot.pending.push_back(pend);
+                    slot.pending.push(pend);
                     owed += 1;
                 }
             }
@@ -127,7 +127,7 @@ impl Session {
                 messages::query(&mut slot.out, stmt);
                 let mut pend = Pending::quiet(Kind::Query);
                 pend.unit_end = true;
-                slot.pending.push_back(pend);
+                slot.pending.push(pend);
                 owed += 1;
             }
         }

@@ -182,7 +182,7 @@ impl Session {
             b'Z' => {
                 let slot = &mut self.slots[id];
                 slot.status = messages::ready_status(&f)?;
-                slot.pending.pop_front();
+                slot.pending.answered();
                 let (shard, status) = (slot.shard, slot.status);
                 self.unit_answered(id, shard, status);
                 self.copy_split_answered();

@@ -89,7 +89,7 @@ impl Session {
             Some(s) if Arc::ptr_eq(s, stmt) => return,
             Some(_) if !name.is_empty() => {
                 messages::close_statement(&mut slot.out, name);
-                slot.pending.push_back(Pending::new(Kind::Close, true));
+                slot.pending.push(Pending::new(Kind::Close, true));
             }
             _ => {}
         }
@@ -115,8 +115,8 @@ impl Session {
                     // the statement rewritten for this execution, on the unnamed statement
                     let slot = &mut self.slots[idx];
                     slot.out.extend_from_slice(&bytes);
-                    slot.pending.push_back(Pending::new(Kind::Parse, true));
-                    slot.pending.push_back(Pending::new(Kind::Bind, false));
+                    slot.pending.push(Pending::new(Kind::Parse, true));
+                    slot.pending.push(Pending::new(Kind::Bind, false));
                     slot.prepared.remove(&b""[..]);
                     match stmt {
                         Some(s) => slot.portals.insert(Bytes::copy_from_slice(b.portal), s),
@@ -184,7 +184,7 @@ impl Session {
         if !name.is_empty() && registry_before.is_none() && slot.prepared.contains_key(&name) {
             // left over from before the client closed it
             messages::close_statement(&mut slot.out, &name);
-            slot.pending.push_back(Pending::new(Kind::Close, true));
+            slot.pending.push(Pending::new(Kind::Close, true));
             slot.prepared.remove(&name);
         }
         let mut p = Pending::new(Kind::Parse, false);

@@ -518,5 +518,5 @@ fn read_any(
 /// Sends a unit's closing Sync on a slot; its ReadyForQuery ends the unit.
 fn end_unit(slot: &mut Slot) {
     messages::raw(&mut slot.out, b'S', b"");
-    slot.pending.push_back(Pending::unit_end(Kind::Sync));
+    slot.pending.push(Pending::unit_end(Kind::Sync));
 }

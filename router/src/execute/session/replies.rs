@@ -9,6 +9,7 @@ use sql_rewrite::SessionEffect;
 
 use super::{is_fatal, Session};
 use crate::execute::slot::{Kind, Pending};
+use crate::execute::tracker::ErrorOutcome;
 use crate::protocol::frame::{self, Frame};
 use crate::protocol::messages::{self, Malformed, Severity};
 
@@ -63,27 +64,16 @@ impl Session {
                 }
                 self.copy_failed(id);
                 let slot = &mut self.slots[id];
-                match slot.pending.front_mut() {
-                    None => {
+                match slot.pending.error() {
+                    ErrorOutcome::Idle => {
                         // an error on an idle connection (shutdown, timeout): not the client's
                         let (code, msg) = messages::error_fields(&f)?;
                         tracing::warn!(server = %slot.server.addr, "{code}: {msg}");
                         slot.fatal_seen = false;
                         forward = false;
                     }
-                    Some(p) if p.kind.ends_with_ready() => p.errored = true,
-                    Some(_) => {
-                        // the failed message and everything up to Sync is skipped
-                        let mut dropped = Vec::new();
-                        while slot
-                            .pending
-                            .front()
-                            .is_some_and(|p| !p.kind.ends_with_ready())
-                        {
-                            if let Some(p) = slot.pending.pop_front() {
-                                dropped.push(p);
-                            }
-                        }
+                    ErrorOutcome::Marked => {}
+                    ErrorOutcome::Skipped(dropped) => {
                         for p in dropped {
                             self.undo(id, p);
                         }
@@ -99,10 +89,10 @@ impl Session {
                 return Ok(());
             }
             b'1' | b'2' | b'3' => {
-                slot.pending.pop_front();
+                slot.pending.answered();
             }
             b'T' | b'n' if kind == Some(Kind::Describe) => {
-                slot.pending.pop_front();
+                slot.pending.answered();
             }
             b'G' => {
                 let extended = kind == Some(Kind::Execute);
@@ -124,7 +114,7 @@ impl Session {
                     self.copy_in = None;
                 }
                 if kind == Some(Kind::Execute) {
-                    if let Some(p) = self.slots[id].pending.pop_front() {
+                    if let Some(p) = self.slots[id].pending.answered() {
                         if !p.effects.is_empty() {
                             self.completed(id, p.effects);
                         }
@@ -132,7 +122,7 @@ impl Session {
                 }
             }
             b'I' | b's' if kind == Some(Kind::Execute) => {
-                slot.pending.pop_front();
+                slot.pending.answered();
             }
             _ => {}
         }
@@ -148,15 +138,7 @@ impl Session {
     fn ready(&mut self, id: usize, f: &Frame) -> Result<(), Malformed> {
         let status = messages::ready_status(f)?;
         let slot = &mut self.slots[id];
-        let mut ready = None;
-        let mut skipped = Vec::new();
-        while let Some(p) = slot.pending.pop_front() {
-            if p.kind.ends_with_ready() {
-                ready = Some(p);
-                break;
-            }
-            skipped.push(p);
-        }
+        let (ready, skipped) = slot.pending.ready();
         slot.status = status;
         if status == b'I' {
             slot.portals.clear();
@@ -260,8 +242,8 @@ impl Session {
         }
         let copying = slot.pending.front().is_some_and(|p| p.copy);
         self.portals.retain(|_, &mut s| s != id);
-        let owed = slot.pending.iter().filter(|p| p.unit_end).count();
-        let waiting = slot.pending.iter().any(|p| !p.swallow || p.quiet);
+        let owed = slot.pending.unit_ends();
+        let waiting = slot.pending.client_waits();
         let gathered = slot.pending.iter().any(|p| p.gather);
         let participant = self.txn.lost(id);
         if let Some(run) = self.run.as_mut() {

@@ -82,7 +82,7 @@ impl Session {
             match &s.sql {
                 Some(sql) => {
                     messages::query(&mut slot.out, sql);
-                    slot.pending.push_back(p);
+                    slot.pending.push(p);
                 }
                 None => slot.send(f, Some(p)),
             }
@@ -281,7 +281,7 @@ impl Session {
         let rows_out = if limited { &mut held } else { &mut self.cout };
         match f.tag {
             b'1' | b'2' | b'3' => {
-                slot.pending.pop_front();
+                slot.pending.answered();
                 done = step.map(|k| (k, Some(f.bytes.clone())));
             }
             b't' if kind == Kind::Describe => {
@@ -291,7 +291,7 @@ impl Session {
             }
             b'T' | b'n' if kind == Kind::Describe && statement_describe => {
                 // the client's statement as it is on every shard
-                slot.pending.pop_front();
+                slot.pending.answered();
                 let mut answer = BytesMut::new();
                 if let Some(t) = g.parameters.take() {
                     answer.extend_from_slice(&t);
@@ -300,7 +300,7 @@ impl Session {
                 done = step.map(|k| (k, Some(answer.freeze())));
             }
             b'T' if kind == Kind::Describe => {
-                slot.pending.pop_front();
+                slot.pending.answered();
                 if g.row_description.is_none() {
                     let described = describe_gathered(g, &f)?;
                     g.row_description = Some(described);
@@ -308,12 +308,12 @@ impl Session {
                 done = step.map(|k| (k, g.row_description.clone()));
             }
             b'n' if kind == Kind::Describe => {
-                slot.pending.pop_front();
+                slot.pending.answered();
                 done = step.map(|k| (k, Some(f.bytes.clone())));
             }
             b'D' => gather_row(g, slot, id, &f, lead, rows_out)?,
             b'C' | b'I' | b's' if kind == Kind::Execute => {
-                slot.pending.pop_front();
+                slot.pending.answered();
                 g.empty |= f.tag == b'I';
                 gather_source_end(g, id, &f, lead, rows_out)?;
                 done = step.map(|k| (k, None));
@@ -329,7 +329,7 @@ impl Session {
                     .front()
                     .is_some_and(|p| !p.kind.ends_with_ready())
                 {
-                    slot.pending.pop_front();
+                    slot.pending.answered();
                 }
                 gather_source_end(g, id, &f, lead, rows_out)?;
             }
@@ -378,7 +378,7 @@ impl Session {
         let slot = &mut self.slots[id];
         let status = messages::ready_status(f)?;
         slot.status = status;
-        let unit_end = slot.pending.pop_front().is_some_and(|p| p.unit_end);
+        let unit_end = slot.pending.answered().is_some_and(|p| p.unit_end);
         slot.portals.clear();
         let shard = slot.shard;
         if unit_end {
@@ -463,10 +463,8 @@ fn send_shard_part(
             }
             b'B' => {
                 slot.out.extend_from_slice(rebound);
-                slot.pending
-                    .push_back(gathered(Kind::Parse, true, lead, None));
-                slot.pending
-                    .push_back(gathered(Kind::Bind, false, lead, step));
+                slot.pending.push(gathered(Kind::Parse, true, lead, None));
+                slot.pending.push(gathered(Kind::Bind, false, lead, step));
                 slot.prepared.remove(&b""[..]);
             }
             b'D' => {
@@ -484,7 +482,7 @@ fn send_shard_part(
                     let (portal, _) = messages::execute_parts(f)?;
                     messages::describe_portal(&mut slot.out, portal);
                     slot.pending
-                        .push_back(gathered(Kind::Describe, true, lead, None));
+                        .push(gathered(Kind::Describe, true, lead, None));
                 }
                 // shards run it whole; the proxy does not suspend merged portals
                 let (portal, _) = messages::execute_parts(f)?;
@@ -495,7 +493,7 @@ fn send_shard_part(
                 messages::raw(&mut e, b'E', &body);
                 slot.out.extend_from_slice(&e);
                 slot.pending
-                    .push_back(gathered(Kind::Execute, false, lead, step));
+                    .push(gathered(Kind::Execute, false, lead, step));
             }
             b'C' => {
                 let t = messages::Target::read(f)?;

@@ -53,7 +53,7 @@ impl Session {
         }
         let slot = &mut self.slots[id];
         messages::query(&mut slot.out, &sql);
-        slot.pending.push_back(Pending::quiet(Kind::Query));
+        slot.pending.push(Pending::quiet(Kind::Query));
         Some(id)
     }
 
@@ -162,7 +162,7 @@ impl Session {
             return;
         }
         messages::query(&mut slot.out, &self.settings.replay_sql());
-        slot.pending.push_back(Pending::new(Kind::Query, true));
+        slot.pending.push(Pending::new(Kind::Query, true));
         slot.prepared.remove(&b""[..]);
         slot.version = self.settings.version;
     }

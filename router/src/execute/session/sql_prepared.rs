@@ -129,7 +129,7 @@ impl Session {
         let slot = &mut self.slots[id];
         if slot.sql_prepared.insert(name) {
             messages::query(&mut slot.out, &stmt.prepare);
-            slot.pending.push_back(Pending::quiet(Kind::Query));
+            slot.pending.push(Pending::quiet(Kind::Query));
         }
         self.forward_any(id, g, stmt.class.clone())
     }
@@ -175,7 +175,7 @@ impl Session {
             };
             if holds {
                 messages::query(&mut slot.out, &sql);
-                slot.pending.push_back(Pending::new(Kind::Query, true));
+                slot.pending.push(Pending::new(Kind::Query, true));
             }
         }
         let mut out = BytesMut::new();
