@@ -13,6 +13,9 @@ use crate::execute::slot::{Kind, ParseUndo, Pending, Statement};
 use crate::protocol::messages::{self, Bind, Parse};
 use crate::protocol::Frame;
 
+/// A Bind's replacement: its index in the group and the Parse+Bind bytes.
+type Rebind = Option<(usize, Bytes)>;
+
 impl Session {
     /// A client's Parse as a registry entry, classified once.
     pub(super) fn statement(&self, f: &Frame) -> Result<Arc<Statement>, End> {
@@ -33,6 +36,35 @@ impl Session {
         g: Group,
         rebind: Option<(usize, Bytes)>,
     ) -> Result<(), End> {
+        let function_call = g.anchor == Anchor::FunctionCall;
+        let pipelined = g.bind().is_some();
+        self.send_group(id, g, rebind)?;
+        // the statements after it that run on the same server go along:
+        // one round trip, as the client pipelined them
+        if pipelined {
+            while let Some((next, rb)) = self.next_on_slot(id)? {
+                self.send_group(id, next, rb)?;
+            }
+        }
+        let slot = &mut self.slots[id];
+        if function_call {
+            if let Some(p) = slot.pending.back_mut() {
+                p.unit_end = true;
+            }
+        } else {
+            end_unit(slot);
+        }
+        self.unit_sent(&[id]);
+        Ok(())
+    }
+
+    /// Sends a group's messages to slot `id`, without ending the unit.
+    fn send_group(
+        &mut self,
+        id: usize,
+        g: Group,
+        rebind: Option<(usize, Bytes)>,
+    ) -> Result<(), End> {
         for (k, f) in g.frames.iter().enumerate() {
             let rb = match &rebind {
                 Some((at, b)) if *at == k => Some(b.clone()),
@@ -44,16 +76,43 @@ impl Session {
             let portal = Bytes::copy_from_slice(Bind::read(b)?.portal);
             self.portals.insert(portal, id);
         }
-        let slot = &mut self.slots[id];
-        if g.anchor == Anchor::FunctionCall {
-            if let Some(p) = slot.pending.back_mut() {
-                p.unit_end = true;
-            }
-        } else {
-            end_unit(slot);
-        }
-        self.unit_sent(&[id]);
         Ok(())
+    }
+
+    /// The running request's next group, taken off it, when it is a plain
+    /// statement that runs on slot `id` too (with the Bind replacing it).
+    fn next_on_slot(&mut self, id: usize) -> Result<Option<(Group, Rebind)>, End> {
+        let Some(next) = self.run.as_ref().and_then(|r| r.groups.front()) else {
+            return Ok(None);
+        };
+        let Some(plain) = self.plain_shard(next)? else {
+            return Ok(None);
+        };
+        let slot = &self.slots[id];
+        let same = plain.shard == slot.shard
+            && (slot.server.role == crate::backend::Role::Primary
+                || plain.target == sql_rewrite::Target::Replica)
+            && match self.txn.participant(plain.shard) {
+                Some(p) => p.slot == id,
+                None => !self.txn.open(),
+            };
+        if !same || (self.txn.failed()) {
+            return Ok(None);
+        }
+        if plain.writes {
+            let ctx = self.ctx.clone();
+            if self
+                .txn
+                .write_on(plain.shard, |s| ctx.routing.shard_name(s).to_string())
+                .is_err()
+            {
+                return Ok(None); // refused when its turn comes
+            }
+        }
+        let Some(g) = self.run.as_mut().and_then(|r| r.groups.pop_front()) else {
+            return Ok(None);
+        };
+        Ok(Some((g, plain.rebind)))
     }
 
     /// Sends a simple Query (its first frame) to slot `id`.

@@ -33,6 +33,14 @@ pub(super) enum Dest {
     Refused(String),
 }
 
+/// A plain statement's place: one shard.
+pub(super) struct Plain {
+    pub(super) shard: usize,
+    pub(super) rebind: Option<(usize, bytes::Bytes)>,
+    pub(super) target: Target,
+    pub(super) writes: bool,
+}
+
 /// `true` for a text of exactly one statement.
 fn single_statement(sql: &str) -> bool {
     split_statements(sql).len() <= 1
@@ -91,10 +99,62 @@ impl Session {
             }
         }
         let open_ended = !ending.ends_batch();
+        if !open_ended && self.one_shard(groups)? {
+            return Ok(()); // the server's own implicit transaction does it
+        }
         if may_write && (executing > 1 || open_ended) {
             self.txn.begin_implicit();
         }
         Ok(())
+    }
+
+    /// Where a group goes when it is a plain prepared statement on one
+    /// shard (not transaction control, PREPARE, a cursor or a COPY).
+    pub(super) fn plain_shard(&self, g: &Group) -> Result<Option<Plain>, End> {
+        let Anchor::Bind(at) = g.anchor else {
+            return Ok(None);
+        };
+        let bind = &g.frames[at];
+        let Some(stmt) = self.group_statement(g, Bind::read(bind)?.statement)? else {
+            return Ok(None);
+        };
+        let sql = Parse::read(&stmt.parse)?.query;
+        if control(sql, &stmt.class).is_some()
+            || sql_rewrite::sql_prepare(sql).is_some()
+            || sql_rewrite::cursor_command(sql).is_some()
+            || sql_rewrite::copy_in(sql).is_some()
+            || sql_rewrite::copy_out(sql).is_some()
+        {
+            return Ok(None);
+        }
+        let (shard, rebind) = match self.bind_dest(bind, &stmt)? {
+            None => (
+                self.txn
+                    .first_shard()
+                    .unwrap_or(self.ctx.routing.default_shard()),
+                None,
+            ),
+            Some(Dest::Shard { shard, rebind, .. }) => (shard, rebind.map(|r| (at, r))),
+            Some(_) => return Ok(None),
+        };
+        Ok(Some(Plain {
+            shard,
+            rebind,
+            target: self.effective(stmt.class.target),
+            writes: writes(&stmt.class),
+        }))
+    }
+
+    /// Every executing group is a plain statement on the same shard.
+    fn one_shard(&self, groups: &[Group]) -> Result<bool, End> {
+        let mut shard = None;
+        for g in groups.iter().filter(|g| g.executes()) {
+            match self.plain_shard(g)? {
+                Some(p) if shard.is_none_or(|s| s == p.shard) => shard = Some(p.shard),
+                _ => return Ok(false),
+            }
+        }
+        Ok(true)
     }
 
     /// The text and classification of a group's statement, if known.
