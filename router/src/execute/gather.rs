@@ -4,8 +4,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::aggregate::AggMerge;
-use super::merge::RowMerge;
+use super::merge::{AggMerge, RowMerge};
 use super::steps::Steps;
 use crate::protocol::binary::formats::ResultFormats;
 use crate::protocol::messages::{self, Severity};
@@ -151,7 +150,7 @@ impl Gather {
             // a merge that outgrew proxy.merge_row_limit fails as a whole
             match m.overflow().map(str::to_string) {
                 Some(why) => self.fail("54000", &why),
-                None => messages::command_complete(out, &format!("SELECT {}", m.emitted)),
+                None => messages::command_complete(out, &format!("SELECT {}", m.emitted())),
             }
             return;
         }

@@ -1,6 +1,5 @@
 //! Running client statements on servers: routing, forwarding, session state.
 
-mod aggregate;
 pub mod copy_out;
 pub mod copy_split;
 mod gather;
