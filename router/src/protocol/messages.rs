@@ -418,6 +418,17 @@ pub enum Severity {
 
 /// Appends an `ErrorResponse`.
 pub fn error_response(buf: &mut BytesMut, severity: Severity, code: &str, message: &str) {
+    error_response_detail(buf, severity, code, message, None);
+}
+
+/// Appends an `ErrorResponse` with a DETAIL field.
+pub fn error_response_detail(
+    buf: &mut BytesMut,
+    severity: Severity,
+    code: &str,
+    message: &str,
+    detail: Option<&str>,
+) {
     let at = begin(buf, b'E');
     let sev: &[u8] = match severity {
         Severity::Error => b"ERROR",
@@ -431,6 +442,10 @@ pub fn error_response(buf: &mut BytesMut, severity: Severity, code: &str, messag
     put_cstr(buf, code.as_bytes());
     buf.put_u8(b'M');
     put_cstr(buf, message.as_bytes());
+    if let Some(d) = detail {
+        buf.put_u8(b'D');
+        put_cstr(buf, d.as_bytes());
+    }
     buf.put_u8(0);
     finish(buf, at);
 }

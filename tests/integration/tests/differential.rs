@@ -162,7 +162,17 @@ fn timestamp_text(micros: i64) -> String {
 
 fn error_answer(e: &tokio_postgres::Error) -> Answer {
     match e.as_db_error() {
-        Some(d) => Answer::Error(d.code().code().to_string(), d.message().to_string()),
+        // a refusal carries its kind in the DETAIL: count by that
+        Some(d) => match d
+            .detail()
+            .and_then(|x| x.strip_prefix("shardgate refusal: "))
+        {
+            Some(kind) => Answer::Error(
+                d.code().code().to_string(),
+                format!("[{kind}] {}", d.message()),
+            ),
+            None => Answer::Error(d.code().code().to_string(), d.message().to_string()),
+        },
         None => Answer::Error("client".into(), e.to_string()),
     }
 }
@@ -226,9 +236,13 @@ async fn run(c: &Client, q: &Query) -> Answer {
     }
 }
 
-/// A refusal's reason for the summary: its message up to the first `: `,
+/// A refusal's reason for the summary: the kind the proxy names in the
+/// DETAIL, else its message up to the first `: `,
 /// without the query's own expressions, at most ten words.
 fn reason(message: &str) -> String {
+    if let Some(kind) = message.strip_prefix('[').and_then(|m| m.split_once(']')) {
+        return kind.0.to_string();
+    }
     let head = message.split(": ").next().unwrap_or(message);
     let head = if let Some(i) = head.find(", which ") {
         // "GROUP BY <expr>, which is not in the select list"

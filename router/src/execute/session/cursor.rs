@@ -87,7 +87,7 @@ impl Session {
                                 .await
                         }
                         Err(r) => {
-                            self.fail_request("0A000", &r.message);
+                            self.refuse(&r);
                             return Ok(());
                         }
                     }

@@ -437,6 +437,21 @@ impl Session {
         self.request_failed();
     }
 
+    /// Refuses a statement the planner cannot run correctly: 0A000 with its
+    /// reason, and the refusal's kind in the DETAIL (`shardgate refusal:
+    /// join_not_colocated`) for tools that count refusals.
+    fn refuse(&mut self, r: &sql_rewrite::route::Refusal) {
+        let detail = format!("shardgate refusal: {}", r.kind.as_str());
+        messages::error_response_detail(
+            &mut self.cout,
+            Severity::Error,
+            "0A000",
+            &r.message,
+            Some(&detail),
+        );
+        self.request_failed();
+    }
+
     /// An error reached the client: the request stops, an explicit
     /// transaction fails.
     fn request_failed(&mut self) {

@@ -30,7 +30,7 @@ pub(super) enum Dest {
     /// Several shards.
     Many(Box<Route>),
     /// Refused by the planner.
-    Refused(String),
+    Refused(sql_rewrite::route::Refusal),
 }
 
 /// A plain statement's place: one shard.
@@ -335,7 +335,7 @@ impl Session {
                     .routing
                     .with_topology(|t| plan.bind(t, &[], &mut || ctx.routing.next_id()));
                 match route {
-                    Err(r) => Dest::Refused(r.message),
+                    Err(r) => Dest::Refused(r),
                     Ok(route) if route.shards.len() > 1 || route.mirror => {
                         Dest::Many(Box::new(route))
                     }
@@ -345,7 +345,7 @@ impl Session {
                             sql: s.sql,
                             rebind: None,
                         },
-                        None => Dest::Refused("no shard to run this statement".into()),
+                        None => Dest::Refused(no_shard()),
                     },
                 }
             }
@@ -353,8 +353,8 @@ impl Session {
         };
         let mut g = g;
         match dest {
-            Dest::Refused(m) => {
-                self.fail_request("0A000", &m);
+            Dest::Refused(r) => {
+                self.refuse(&r);
                 Ok(())
             }
             Dest::Many(route) => self.scatter(&f, *route, target, &class).await,
@@ -476,9 +476,9 @@ impl Session {
             None => Dest::Default,
         };
         match dest {
-            Dest::Refused(m) => {
+            Dest::Refused(r) => {
                 self.answer_parses(&g, at);
-                self.fail_request("0A000", &m);
+                self.refuse(&r);
                 Ok(())
             }
             Dest::Many(route) => self.scatter_batch(g, *route, stmt, target).await,
@@ -539,10 +539,10 @@ impl Session {
             .routing
             .with_topology(|t| plan.bind(t, &params, &mut || ctx.routing.next_id()));
         Ok(Some(match route {
-            Err(r) => Dest::Refused(r.message),
+            Err(r) => Dest::Refused(r),
             Ok(route) if route.shards.len() > 1 || route.mirror => Dest::Many(Box::new(route)),
             Ok(mut route) => match route.shards.pop() {
-                None => Dest::Refused("no shard to run this statement".to_string()),
+                None => Dest::Refused(no_shard()),
                 Some(t) => {
                     let rebind = match &t.sql {
                         None => None,
@@ -595,4 +595,12 @@ impl Session {
             }
         }
     }
+}
+
+/// The refusal of a route that names no shard (a bug of the planner's).
+fn no_shard() -> sql_rewrite::route::Refusal {
+    sql_rewrite::route::Refusal::new(
+        sql_rewrite::route::RefusalKind::Internal,
+        "no shard to run this statement".to_string(),
+    )
 }

@@ -112,7 +112,7 @@ impl Session {
                 .with_topology(|t| stmt.plan.bind(t, &params, &mut || ctx.routing.next_id()));
             match route {
                 Err(r) => {
-                    self.fail_request("0A000", &r.message);
+                    self.refuse(&r);
                     return Ok(());
                 }
                 Ok(r) if r.shards.len() != 1 || r.mirror || r.shards[0].sql.is_some() => {
