@@ -1053,7 +1053,6 @@ const KNOWN_GAPS: &[(&str, &str, &str)] = &[
     ("*", "copy_out", "COPY of a sharded table is not gathered yet (issue 9, point 4)"),
     ("psql", "copy_out_query", "COPY of a sharded table is not gathered yet (issue 9, point 4)"),
     ("psql", "copy_out_table", "COPY of a sharded table is not gathered yet (issue 9, point 4)"),
-    ("psql", "pg_dump_schema", "LOCK TABLE of a sharded table is not run on every shard yet (issue 9, point 3)"),
     ("psql", "fetch_count", "a cursor over several shards is refused (0A000) until cursors are merged (issue 9)"),
     ("psycopg3", "server_cursor", "a cursor over several shards is refused (0A000) until cursors are merged (issue 9)"),
     ("psycopg2", "server_cursor", "a cursor over several shards is refused (0A000) until cursors are merged (issue 9)"),
