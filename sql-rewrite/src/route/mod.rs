@@ -50,4 +50,4 @@ pub use plan::{plan, plan_classified, Plan};
 pub use preview::{preview, PreviewRow};
 pub use refusal::{Refusal, RefusalKind};
 pub use target::{Route, ShardStatement};
-pub use topology::Topology;
+pub use topology::{ColumnOrder, NoColumns, Topology};
