@@ -44,7 +44,9 @@ pub enum ContextError {
 }
 
 impl Context {
-    /// Prepares pools, TLS and verifiers (no server is contacted yet).
+    /// Prepares pools, TLS and verifiers; inside a Tokio runtime, starts
+    /// reading the mapped tables' column order from the default shard's
+    /// primary in the background (nothing else contacts a server yet).
     pub fn new(config: Config) -> Result<Self, ContextError> {
         let tls = match (&config.proxy.tls_cert, &config.proxy.tls_key) {
             (Some(c), Some(k)) => Some(crate::frontend::tls::acceptor(c, k)?),
@@ -60,9 +62,13 @@ impl Context {
             };
             users.insert(u.name.clone(), v);
         }
+        let routing = Routing::new(&config)?;
+        let servers = Servers::new(&config);
+        // column orders for INSERTs without a column list, read in the background
+        routing.attach_catalog(servers.default_shard().primary.clone());
         Ok(Self {
-            routing: Routing::new(&config)?,
-            servers: Servers::new(&config),
+            routing,
+            servers,
             config,
             tls,
             users,

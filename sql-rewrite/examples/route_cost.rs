@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use sql_rewrite::route::{plan, plan_classified, Param, Topology};
+use sql_rewrite::route::{plan, plan_classified, NoColumns, Param, Topology};
 
 const CONFIG: &str = include_str!("../tests/golden/route.toml");
 
@@ -18,6 +18,7 @@ fn main() {
         default_shard: 0,
         allow_scatter_writes: false,
         merge_row_limit: 100_000,
+        columns: &NoColumns,
     };
     let n: u32 = std::env::var("ITERATIONS")
         .ok()

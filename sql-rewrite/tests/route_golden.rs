@@ -1,11 +1,31 @@
 //! Golden route cases: tests/golden/route.cases planned against
 //! tests/golden/route.toml. Each case's expectation is the exact route (or
 //! refusal); `BLESS=1` rewrites the file with what the planner says now.
+//! Comment lines `#! columns TABLE = a, b, c` in the cases file declare a
+//! table's column order (what the proxy learns from the default shard's
+//! catalog), for INSERTs without a column list.
 
-use sql_rewrite::route::{preview, Topology};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sql_rewrite::route::{preview, NoColumns, Topology};
 
 const CASES: &str = "tests/golden/route.cases";
 const CONFIG: &str = include_str!("golden/route.toml");
+const CASES_TEXT: &str = include_str!("golden/route.cases");
+
+/// The `#! columns TABLE = a, b, c` declarations of the cases file.
+fn declared_columns() -> BTreeMap<String, Arc<[String]>> {
+    CASES_TEXT
+        .lines()
+        .filter_map(|l| l.strip_prefix("#! columns "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(table, cols)| {
+            let cols: Vec<String> = cols.split(',').map(|c| c.trim().to_string()).collect();
+            (table.trim().to_string(), cols.into())
+        })
+        .collect()
+}
 
 mod common;
 use common::Case;
@@ -49,12 +69,15 @@ fn golden_routes() {
         .iter()
         .position(|n| *n == config.routing.default_shard)
         .expect("default shard");
+    let columns = declared_columns();
+    assert!(!columns.is_empty(), "no `#! columns` lines in {CASES}");
     let topo = Topology {
         map: &map,
         shards: &names,
         default_shard,
         allow_scatter_writes: false,
         merge_row_limit: 100_000,
+        columns: &columns,
     };
     let count = common::run(CASES, |case| actual(case, &topo));
     assert!(count >= 150, "only {count} golden route cases");
@@ -72,6 +95,7 @@ fn allow_scatter_writes_switch() {
         default_shard: 0,
         allow_scatter_writes: false,
         merge_row_limit: 100_000,
+        columns: &NoColumns,
     };
     let mut id = || 1;
     let sql = "UPDATE users SET name = 'x' WHERE name = 'y'";

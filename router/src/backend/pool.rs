@@ -66,8 +66,8 @@ pub struct Server {
     /// Milliseconds since `epoch` until which the server counts as down.
     down_until: AtomicU64,
     epoch: Instant,
-    login: Login,
-    timeout: Duration,
+    pub(super) login: Login,
+    pub(super) timeout: Duration,
 }
 
 /// Why [`Server::acquire`] returned no connection.

@@ -63,11 +63,14 @@ pub fn analyse(ins: &Insert, topo: &Topology<'_>) -> Result<Option<InsertPlan>, 
             None => Target::Home(topo.default_shard),
         },
     };
-    let columns: Vec<String> = ins
+    let mut columns: Vec<String> = ins
         .columns
         .iter()
         .filter_map(|c| object_names(c).first().cloned())
         .collect();
+    if columns.is_empty() && target == Target::Sharded {
+        columns = known_columns(ins, &table, topo)?;
+    }
     let generated = topo.map.generated_column(&table).map(str::to_string);
     // Without a column list the INSERT gives every column, the generated one too.
     let generate = generated.filter(|g| !columns.is_empty() && !columns.contains(g));
@@ -95,11 +98,6 @@ pub fn analyse(ins: &Insert, topo: &Topology<'_>) -> Result<Option<InsertPlan>, 
         .table(&table)
         .and_then(TableRule::key)
         .unwrap_or_default();
-    if columns.is_empty() {
-        return Err(Refusal::new(RefusalKind::InsertWithoutColumns, format!(
-            "INSERT into sharded table {table} without a column list is not supported: name the columns so shardgate can find the sharding key {key}"
-        )));
-    }
     let position = columns.iter().position(|c| c == key);
     if position.is_none() && generate.as_deref() != Some(key) {
         return Err(Refusal::new(
@@ -156,6 +154,51 @@ pub fn analyse(ins: &Insert, topo: &Topology<'_>) -> Result<Option<InsertPlan>, 
         row_keys: None,
         select_key,
     }))
+}
+
+/// For an INSERT into sharded table `table` without a column list: the
+/// table's columns in order, from the topology, when every row of its VALUES
+/// (or its SELECT list, without `*`) gives exactly that many values. Refused
+/// when the order is unknown or does not fit (then the topology is told, to
+/// reload it: the table may have changed).
+fn known_columns(ins: &Insert, table: &str, topo: &Topology<'_>) -> Result<Vec<String>, Refusal> {
+    let key = topo
+        .map
+        .table(table)
+        .and_then(TableRule::key)
+        .unwrap_or_default();
+    let Some(known) = topo.columns.columns(table) else {
+        topo.columns.missed(table);
+        return Err(Refusal::new(RefusalKind::InsertWithoutColumns, format!(
+            "INSERT into sharded table {table} without a column list: shardgate has not read the column order of {table} from the default shard yet, so it cannot find the sharding key {key}: retry, or name the columns"
+        )));
+    };
+    let widths: Vec<Option<usize>> = match ins.source.as_deref().map(|q| q.body.as_ref()) {
+        Some(SetExpr::Values(v)) => v.rows.iter().map(|r| Some(r.len())).collect(),
+        Some(SetExpr::Select(s)) => {
+            let star = s.projection.iter().any(|i| {
+                matches!(
+                    i,
+                    SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+                )
+            });
+            vec![(!star).then_some(s.projection.len())]
+        }
+        _ => vec![None],
+    };
+    if let Some(bad) = widths.iter().find(|w| **w != Some(known.len())) {
+        topo.columns.missed(table);
+        let given = match bad {
+            Some(n) => format!("gives {n} values"),
+            None => "gives values shardgate cannot count".to_string(),
+        };
+        return Err(Refusal::new(RefusalKind::InsertWithoutColumns, format!(
+            "INSERT into sharded table {table} without a column list {given}, but {table} has {} columns ({}) as shardgate knows it: name the columns so shardgate can find the sharding key {key} (if the table just changed, shardgate rereads its columns: retry)",
+            known.len(),
+            known.join(", ")
+        )));
+    }
+    Ok(known.to_vec())
 }
 
 /// `SelectKey::CoLocated` when `e` is the key column of a sharded source

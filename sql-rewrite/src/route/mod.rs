@@ -21,7 +21,8 @@
 //! Layout (each module depends only on those below it): [`plan`] (this
 //! module's entry: [`Plan`], [`Plan::bind`]) uses `analyse` (one statement,
 //! once) and `bind` (one execution); `bind` uses `insert`; the checks that
-//! refuse are `per_shard`, `linked`, `scope_check` and `unparsed`; `scope`
+//! refuse are `per_shard`, `linked`, `scope_check` and `unparsed`; `lock` routes LOCK statements (read from
+//! the text: the parser cannot); `scope`
 //! walks the statement, `rewrite` holds key ranges and interval-table
 //! renames, [`values`] key values and placement, `target` the [`Route`],
 //! `topology` the [`Topology`], `refusal` the [`Refusal`]. `preview` renders
@@ -31,6 +32,7 @@ mod analyse;
 mod bind;
 mod insert;
 mod linked;
+mod lock;
 mod per_shard;
 mod plan;
 mod preview;
@@ -48,4 +50,4 @@ pub use plan::{plan, plan_classified, Plan};
 pub use preview::{preview, PreviewRow};
 pub use refusal::{Refusal, RefusalKind};
 pub use target::{Route, ShardStatement};
-pub use topology::Topology;
+pub use topology::{ColumnOrder, NoColumns, Topology};

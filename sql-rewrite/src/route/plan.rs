@@ -1,13 +1,15 @@
 //! Planning a statement text once ([`plan`], a [`Plan`] template) and
 //! binding it to each execution's parameters ([`Plan::bind`], a
 //! [`Route`]): texts naming no mapped table go to the default shard
-//! unchanged; unparseable ones to the interval tables' shard or refused;
+//! unchanged; LOCK of mapped tables to every shard holding them;
+//! unparseable ones to the interval tables' shard or refused;
 //! several statements in one text only when they all go the same way.
 
 use shard_config::ShardMap;
 use sqlparser::ast::Statement;
 
 use super::analyse::{analyse, Analysed};
+use super::lock::lock_route;
 use super::refusal::{Refusal, RefusalKind};
 use super::target::Route;
 use super::topology::Topology;
@@ -32,6 +34,8 @@ enum Kind {
     Home(usize),
     /// Every statement of the text, analysed.
     Statements(Vec<Analysed>),
+    /// The same route whatever the parameters (a LOCK of mapped tables).
+    Fixed(Box<Route>),
 }
 
 /// Quick test: can `sql` name a table of the map? (A case-insensitive
@@ -82,6 +86,11 @@ fn plan_parsed(
     parsed: Result<Vec<Statement>, &'static str>,
     topo: &Topology<'_>,
 ) -> Plan {
+    if let Some(route) = lock_route(sql, topo.map, topo.shards.len(), topo.default_shard) {
+        return Plan {
+            kind: Kind::Fixed(Box::new(route)),
+        };
+    }
     let statements = match parsed {
         Ok(s) => s,
         Err(why) => {
@@ -141,6 +150,7 @@ impl Plan {
             Kind::Default => return Ok(Route::one(topo.default_shard)),
             Kind::Refused(r) => return Err(r.clone()),
             Kind::Home(shard) => return Ok(Route::one(*shard)),
+            Kind::Fixed(route) => return Ok(route.as_ref().clone()),
             Kind::Statements(s) => s,
         };
         if let [only] = statements.as_slice() {

@@ -1057,7 +1057,6 @@ fn driver_matrix() {
 /// fail (a gap that closes fails the test until it is taken off this list).
 /// `*` stands for every driver.
 const KNOWN_GAPS: &[(&str, &str, &str)] = &[
-    ("psql", "pg_dump_schema", "LOCK TABLE of a sharded table is not run on every shard yet (issue 9, point 3)"),
     ("sqlalchemy", "insert_add_all", "an ORM session is a transaction: add_all over both shards writes two shards in one transaction, refused until two-phase commit (issue 11)"),
 ];
 

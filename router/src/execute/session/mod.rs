@@ -152,6 +152,9 @@ pub struct Session {
     copy_split: Option<super::copy_split::CopySplit>,
     /// Cursors over several shards, run by the proxy.
     merged_cursors: super::held::MergedCursors,
+    /// DDL ran since the routing last heard of it (column orders may have
+    /// changed): told when its transaction is over.
+    ddl_seen: bool,
 }
 
 impl Session {
@@ -187,6 +190,7 @@ impl Session {
             txn_lost: false,
             copy_split: None,
             merged_cursors: super::held::MergedCursors::default(),
+            ddl_seen: false,
         }
     }
 
@@ -318,6 +322,9 @@ impl Session {
                     self.portals.clear();
                     self.suspended.clear();
                     self.merged_cursors.transaction_ended();
+                    if std::mem::take(&mut self.ddl_seen) {
+                        self.ctx.routing.ddl_done();
+                    }
                 }
             } else if errored {
                 self.skip_to_sync = true;

@@ -324,6 +324,7 @@ impl Session {
         if let Some(c) = control(&sql, &class) {
             return self.run_control(c, &sql, None).await;
         }
+        self.ddl_seen |= class.reason == "ddl";
         if self.refuse_if_aborted() {
             return Ok(());
         }
@@ -453,6 +454,7 @@ impl Session {
         if let Some(c) = control(&sql, &stmt.class) {
             return self.run_control(c, &sql, Some(&g)).await;
         }
+        self.ddl_seen |= stmt.class.reason == "ddl";
         if self.ctx.routing.sharded {
             if let Some(sp) = sql_rewrite::sql_prepare(&sql) {
                 return self.run_sql_prepare(g, &sql, sp).await;
