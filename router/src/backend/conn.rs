@@ -271,7 +271,11 @@ impl ServerConn {
 
     /// Runs simple queries and waits for their ReadyForQuery, ignoring
     /// results; fails on any ErrorResponse. Used to reset a connection.
-    pub async fn run_simple(&mut self, addr: &str, sql: &str) -> Result<u8, BackendError> {
+    pub async fn run_simple(
+        &mut self,
+        addr: &str,
+        sql: &str,
+    ) -> Result<crate::protocol::TxStatus, BackendError> {
         let mut out = BytesMut::new();
         messages::query(&mut out, sql);
         self.write(addr, &out).await?;

@@ -8,6 +8,7 @@ use super::merge::{AggMerge, RowMerge};
 use super::steps::Steps;
 use crate::protocol::binary::formats::ResultFormats;
 use crate::protocol::messages::{self, Severity};
+use crate::protocol::SqlState;
 use sql_rewrite::merge::MergePlan;
 use sql_rewrite::route::Param;
 
@@ -117,12 +118,12 @@ impl Gather {
             return;
         };
         if let Err(why) = formats.encode_rows(types, rows, out) {
-            self.fail("0A000", &why);
+            self.fail(SqlState::FEATURE_NOT_SUPPORTED, &why);
         }
     }
 
     /// Records an error of the proxy's own (the first error wins).
-    pub fn fail(&mut self, code: &str, message: &str) {
+    pub fn fail(&mut self, code: SqlState, message: &str) {
         if self.error.is_none() {
             let mut e = BytesMut::new();
             messages::error_response(&mut e, Severity::Error, code, message);
@@ -149,7 +150,7 @@ impl Gather {
         if let Some(m) = &self.merge {
             // a merge that outgrew proxy.merge_row_limit fails as a whole
             match m.overflow().map(str::to_string) {
-                Some(why) => self.fail("54000", &why),
+                Some(why) => self.fail(SqlState::PROGRAM_LIMIT_EXCEEDED, &why),
                 None => messages::command_complete(out, &format!("SELECT {}", m.emitted())),
             }
             return;

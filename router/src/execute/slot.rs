@@ -12,6 +12,7 @@ use super::tracker::Tracker;
 pub use super::tracker::{Kind, ParseUndo, Pending};
 use crate::backend::{Pooled, Server};
 use crate::protocol::Frame;
+use crate::protocol::TxStatus;
 
 /// A checked-out server connection and its bookkeeping.
 pub struct Slot {
@@ -26,7 +27,7 @@ pub struct Slot {
     /// Messages sent and not fully answered, in order.
     pub pending: Tracker,
     /// Transaction status from the last ReadyForQuery.
-    pub status: u8,
+    pub status: TxStatus,
     /// The settings version this connection has applied.
     pub version: u64,
     /// Prepared statements this connection holds, by name.
@@ -54,7 +55,7 @@ impl Slot {
             conn,
             out: BytesMut::with_capacity(8 * 1024),
             pending: Tracker::default(),
-            status: b'I',
+            status: TxStatus::Idle,
             version: 0,
             prepared: HashMap::new(),
             portals: HashMap::new(),
@@ -76,7 +77,7 @@ impl Slot {
 
     /// Idle: nothing pending and no transaction open.
     pub fn idle(&self) -> bool {
-        self.pending.is_empty() && self.status == b'I'
+        self.pending.is_empty() && self.status == TxStatus::Idle
     }
 }
 

@@ -8,6 +8,8 @@
 
 use sql_rewrite::{Classification, TxnEffect};
 
+use crate::protocol::TxStatus;
+
 /// Whether and how a transaction is open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -88,11 +90,11 @@ impl Transaction {
     }
 
     /// The status byte of ReadyForQuery the client gets.
-    pub fn status(&self) -> u8 {
+    pub fn status(&self) -> TxStatus {
         match (self.mode, self.failed) {
-            (Mode::Explicit, true) => b'E',
-            (Mode::Explicit, false) => b'T',
-            _ => b'I',
+            (Mode::Explicit, true) => TxStatus::Failed,
+            (Mode::Explicit, false) => TxStatus::InTransaction,
+            _ => TxStatus::Idle,
         }
     }
 
@@ -216,16 +218,16 @@ impl Transaction {
 
     /// What a server's ReadyForQuery status says after the client's own
     /// statements ran on it (a `BEGIN` or `COMMIT` inside a longer text).
-    pub fn observe(&mut self, shard: usize, slot: usize, status: u8) {
+    pub fn observe(&mut self, shard: usize, slot: usize, status: TxStatus) {
         let known = self.participants.iter().position(|p| p.slot == slot);
         match (status, known) {
-            (b'I', Some(i)) => {
+            (TxStatus::Idle, Some(i)) => {
                 self.participants.remove(i);
                 if self.participants.is_empty() && self.mode == Mode::Explicit {
                     *self = Transaction::default();
                 }
             }
-            (b'T' | b'E', None) => {
+            (TxStatus::InTransaction | TxStatus::Failed, None) => {
                 if self.mode == Mode::Idle {
                     self.mode = Mode::Explicit;
                 }
@@ -234,11 +236,11 @@ impl Transaction {
                     slot,
                     wrote: true,
                 });
-                if status == b'E' {
+                if status == TxStatus::Failed {
                     self.fail();
                 }
             }
-            (b'E', Some(_)) => self.fail(),
+            (TxStatus::Failed, Some(_)) => self.fail(),
             _ => {}
         }
     }
@@ -353,9 +355,9 @@ mod tests {
     #[test]
     fn an_explicit_transaction_joins_shards_with_its_begin() {
         let mut t = Transaction::default();
-        assert_eq!(t.status(), b'I');
+        assert_eq!(t.status(), TxStatus::Idle);
         t.begin_explicit("BEGIN ISOLATION LEVEL REPEATABLE READ;", false);
-        assert_eq!(t.status(), b'T');
+        assert_eq!(t.status(), TxStatus::InTransaction);
         assert_eq!(t.join(1, 7), "BEGIN ISOLATION LEVEL REPEATABLE READ");
         t.savepoint(&Savepoint::Define("a".into()));
         assert_eq!(
@@ -387,7 +389,7 @@ mod tests {
         t.join(1, 1);
         assert!(t.write_on(0, name).is_ok());
         assert!(t.write_on(1, name).is_ok(), "a pipeline may write anywhere");
-        assert_eq!(t.status(), b'I');
+        assert_eq!(t.status(), TxStatus::Idle);
     }
 
     #[test]
@@ -409,14 +411,14 @@ mod tests {
         t.begin_explicit("BEGIN", false);
         t.savepoint(&Savepoint::Define("a".into()));
         t.fail();
-        assert_eq!(t.status(), b'E');
+        assert_eq!(t.status(), TxStatus::Failed);
         t.savepoint(&Savepoint::RollbackTo("a".into()));
-        assert_eq!(t.status(), b'T');
+        assert_eq!(t.status(), TxStatus::InTransaction);
         let mut idle = Transaction::default();
         idle.fail();
         assert_eq!(
             idle.status(),
-            b'I',
+            TxStatus::Idle,
             "outside a transaction nothing stays failed"
         );
     }
@@ -424,14 +426,14 @@ mod tests {
     #[test]
     fn servers_tell_of_transactions_opened_in_passing() {
         let mut t = Transaction::default();
-        t.observe(0, 4, b'T');
+        t.observe(0, 4, TxStatus::InTransaction);
         assert_eq!(t.mode(), Mode::Explicit);
         assert_eq!(t.first_shard(), Some(0));
-        t.observe(0, 4, b'E');
-        assert_eq!(t.status(), b'E');
-        t.observe(0, 4, b'I');
+        t.observe(0, 4, TxStatus::Failed);
+        assert_eq!(t.status(), TxStatus::Failed);
+        t.observe(0, 4, TxStatus::Idle);
         assert_eq!(t.mode(), Mode::Idle);
-        t.observe(1, 2, b'I');
+        t.observe(1, 2, TxStatus::Idle);
         assert_eq!(t.mode(), Mode::Idle);
     }
 
@@ -442,7 +444,7 @@ mod tests {
         t.join(0, 5);
         assert!(!t.lost(6));
         assert!(t.lost(5));
-        assert_eq!(t.status(), b'E');
+        assert_eq!(t.status(), TxStatus::Failed);
     }
 
     #[test]

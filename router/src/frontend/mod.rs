@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use crate::context::Context;
 use crate::execute::Session;
 use crate::protocol::messages;
+use crate::protocol::SqlState;
 use startup::{Hello, StartupError};
 
 /// Serves one accepted client connection from startup to goodbye.
@@ -42,7 +43,7 @@ pub async fn handle(ctx: Arc<Context>, tcp: TcpStream) {
     let Some(user) = get("user") else {
         startup::refuse(
             &mut stream,
-            "28000",
+            SqlState::INVALID_AUTHORIZATION,
             "no PostgreSQL user name specified in startup packet",
         )
         .await;
@@ -52,7 +53,7 @@ pub async fn handle(ctx: Arc<Context>, tcp: TcpStream) {
     if params.iter().any(|(k, _)| k == "replication") {
         startup::refuse(
             &mut stream,
-            "0A000",
+            SqlState::FEATURE_NOT_SUPPORTED,
             "replication connections are not supported by shardgate",
         )
         .await;
@@ -71,7 +72,7 @@ pub async fn handle(ctx: Arc<Context>, tcp: TcpStream) {
     if database != ctx.config.backend.database {
         startup::refuse(
             &mut stream,
-            "3D000",
+            SqlState::INVALID_CATALOG_NAME,
             &format!("database \"{database}\" does not exist"),
         )
         .await;
@@ -80,7 +81,12 @@ pub async fn handle(ctx: Arc<Context>, tcp: TcpStream) {
     let server_params = match ctx.server_params().await {
         Ok(p) => p,
         Err(e) => {
-            startup::refuse(&mut stream, "08006", &format!("no server available: {e}")).await;
+            startup::refuse(
+                &mut stream,
+                SqlState::CONNECTION_FAILURE,
+                &format!("no server available: {e}"),
+            )
+            .await;
             return;
         }
     };
@@ -90,7 +96,7 @@ pub async fn handle(ctx: Arc<Context>, tcp: TcpStream) {
         messages::parameter_status_msg(&mut out, &k, &v);
     }
     messages::backend_key_data(&mut out, pid, secret);
-    messages::ready_for_query(&mut out, b'I');
+    messages::ready_for_query(&mut out, crate::protocol::TxStatus::Idle);
     if stream.write_all(&out).await.is_ok() {
         let (rd, wr) = stream.split();
         Session::new(ctx.clone(), rd, wr, &params, cancel)

@@ -10,6 +10,7 @@ use super::scram::{Exchange, ScramError, Verifier};
 use super::stream::Stream;
 use crate::protocol::frame;
 use crate::protocol::messages::{self, Reader, Severity};
+use crate::protocol::SqlState;
 
 /// Postgres's limit for a startup packet.
 const MAX_STARTUP: usize = 10_000;
@@ -37,12 +38,12 @@ pub enum StartupError {
 
 impl StartupError {
     /// The SQLSTATE sent to the client.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> SqlState {
         match self {
-            StartupError::Protocol(_) => "08P01",
-            StartupError::Auth(_) => "28P01",
-            StartupError::Unsupported(_) => "0A000",
-            StartupError::Io(_) => "08006",
+            StartupError::Protocol(_) => SqlState::PROTOCOL_VIOLATION,
+            StartupError::Auth(_) => SqlState::INVALID_PASSWORD,
+            StartupError::Unsupported(_) => SqlState::FEATURE_NOT_SUPPORTED,
+            StartupError::Io(_) => SqlState::CONNECTION_FAILURE,
         }
     }
 }
@@ -262,7 +263,7 @@ pub async fn authenticate(
 }
 
 /// Sends a FATAL error and closes; used for every startup failure.
-pub async fn refuse(stream: &mut Stream, code: &str, message: &str) {
+pub async fn refuse(stream: &mut Stream, code: SqlState, message: &str) {
     let mut out = BytesMut::new();
     messages::error_response(&mut out, Severity::Fatal, code, message);
     let _ = stream.write_all(&out).await;

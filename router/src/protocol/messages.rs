@@ -4,6 +4,7 @@
 //! Readers borrow from the frame; every field access is checked, so a length
 //! that lies yields [`Malformed`], never a panic or an out-of-bounds read.
 
+use super::{SqlState, TxStatus};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::frame::Frame;
@@ -353,8 +354,10 @@ impl<'a> Target<'a> {
 }
 
 /// Reads the transaction status byte of a `ReadyForQuery` frame.
-pub fn ready_status(f: &Frame) -> Result<u8, Malformed> {
-    Reader::new(f.body(), "ReadyForQuery").u8()
+pub fn ready_status(f: &Frame) -> Result<TxStatus, Malformed> {
+    let mut r = Reader::new(f.body(), "ReadyForQuery");
+    let b = r.u8()?;
+    TxStatus::from_byte(b).ok_or_else(|| r.err())
 }
 
 /// Reads the tag of a `CommandComplete` frame.
@@ -417,7 +420,7 @@ pub enum Severity {
 }
 
 /// Appends an `ErrorResponse`.
-pub fn error_response(buf: &mut BytesMut, severity: Severity, code: &str, message: &str) {
+pub fn error_response(buf: &mut BytesMut, severity: Severity, code: SqlState, message: &str) {
     error_response_detail(buf, severity, code, message, None);
 }
 
@@ -425,7 +428,7 @@ pub fn error_response(buf: &mut BytesMut, severity: Severity, code: &str, messag
 pub fn error_response_detail(
     buf: &mut BytesMut,
     severity: Severity,
-    code: &str,
+    code: SqlState,
     message: &str,
     detail: Option<&str>,
 ) {
@@ -439,7 +442,7 @@ pub fn error_response_detail(
     buf.put_u8(b'V');
     put_cstr(buf, sev);
     buf.put_u8(b'C');
-    put_cstr(buf, code.as_bytes());
+    put_cstr(buf, code.code().as_bytes());
     buf.put_u8(b'M');
     put_cstr(buf, message.as_bytes());
     if let Some(d) = detail {
@@ -451,8 +454,8 @@ pub fn error_response_detail(
 }
 
 /// Appends a `ReadyForQuery` with transaction status `status`.
-pub fn ready_for_query(buf: &mut BytesMut, status: u8) {
-    buf.put_slice(&[b'Z', 0, 0, 0, 5, status]);
+pub fn ready_for_query(buf: &mut BytesMut, status: TxStatus) {
+    buf.put_slice(&[b'Z', 0, 0, 0, 5, status.byte()]);
 }
 
 /// Appends an `Authentication*` message with its code and payload.
@@ -709,7 +712,12 @@ mod tests {
     #[test]
     fn writes_error_response() {
         let mut b = BytesMut::new();
-        error_response(&mut b, Severity::Error, "0A000", "no");
+        error_response(
+            &mut b,
+            Severity::Error,
+            SqlState::FEATURE_NOT_SUPPORTED,
+            "no",
+        );
         let f = frame(&b);
         assert_eq!(
             error_fields(&f).unwrap(),

@@ -5,5 +5,7 @@
 pub mod binary;
 pub mod frame;
 pub mod messages;
+pub mod sqlstate;
 
 pub use frame::{Frame, FrameError};
+pub use sqlstate::{SqlState, TxStatus};

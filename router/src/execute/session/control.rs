@@ -10,9 +10,10 @@ use crate::execute::request::Group;
 use crate::execute::slot::{Kind, Pending};
 use crate::execute::transaction::{Control, Mode, Savepoint, ABORTED};
 use crate::protocol::messages::{self, Parse, Severity};
+use crate::protocol::SqlState;
 
 /// Appends a NoticeResponse (WARNING).
-fn notice(out: &mut BytesMut, code: &str, message: &str) {
+fn notice(out: &mut BytesMut, code: SqlState, message: &str) {
     let mut e = BytesMut::new();
     messages::error_response(&mut e, Severity::Error, code, message);
     // same fields, NoticeResponse tag and WARNING severity
@@ -36,7 +37,7 @@ impl Session {
                 if self.txn.mode() == Mode::Explicit {
                     notice(
                         &mut self.cout,
-                        "25001",
+                        SqlState::ACTIVE_SQL_TRANSACTION,
                         "there is already a transaction in progress",
                     );
                 } else {
@@ -48,14 +49,14 @@ impl Session {
                 if self.txn.mode() == Mode::Idle {
                     notice(
                         &mut self.cout,
-                        "25P01",
+                        SqlState::NO_ACTIVE_SQL_TRANSACTION,
                         "there is no transaction in progress",
                     );
                 }
                 if self.txn.mode() == Mode::Implicit {
                     notice(
                         &mut self.cout,
-                        "25P01",
+                        SqlState::NO_ACTIVE_SQL_TRANSACTION,
                         "there is no transaction in progress",
                     );
                 }
@@ -74,7 +75,7 @@ impl Session {
                     return self.run_default(g, target, false, None).await;
                 }
                 if matches!(sp, Savepoint::Define(_) | Savepoint::Release(_)) && self.txn.failed() {
-                    self.fail_request("25P02", ABORTED);
+                    self.fail_request(SqlState::IN_FAILED_SQL_TRANSACTION, ABORTED);
                     return Ok(());
                 }
                 self.txn.savepoint(sp);

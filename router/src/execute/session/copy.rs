@@ -18,6 +18,7 @@ use crate::execute::slot::{Kind, Pending};
 use crate::execute::transaction::Mode;
 use crate::protocol::messages::{self, Malformed, Severity};
 use crate::protocol::Frame;
+use crate::protocol::SqlState;
 
 impl Session {
     /// Starts a COPY FROM STDIN into mapped table `c.table` on every shard;
@@ -40,13 +41,13 @@ impl Session {
                 match cols.iter().position(|col| col.eq_ignore_ascii_case(k)) {
                     Some(i) => i,
                     None => {
-                        self.fail_request("0A000", &format!("COPY into sharded table {} must list its sharding key {k}: each row goes to the shard of its key", c.table));
+                        self.fail_request(SqlState::FEATURE_NOT_SUPPORTED, &format!("COPY into sharded table {} must list its sharding key {k}: each row goes to the shard of its key", c.table));
                         return Ok(true);
                     }
                 }
             }
             (Some(_), None) => {
-                self.fail_request("0A000", &format!("COPY into sharded table {} without a column list is not supported yet: name the columns, so that the proxy finds each row's key", c.table));
+                self.fail_request(SqlState::FEATURE_NOT_SUPPORTED, &format!("COPY into sharded table {} without a column list is not supported yet: name the columns, so that the proxy finds each row's key", c.table));
                 return Ok(true);
             }
         };
@@ -111,7 +112,10 @@ impl Session {
         let route = match route {
             Ok(r) => r,
             Err(r) => {
-                self.fail_request("0A000", &format!("COPY: {}", r.message));
+                self.fail_request(
+                    SqlState::FEATURE_NOT_SUPPORTED,
+                    &format!("COPY: {}", r.message),
+                );
                 return Ok(true);
             }
         };
@@ -125,7 +129,7 @@ impl Session {
             return Ok(true);
         }
         let Some(writer) = crate::execute::copy_out::CopyWriter::new(&c.options) else {
-            self.fail_request("0A000", "COPY TO STDOUT in the binary format of rows from several shards is not supported yet: use the text or CSV format");
+            self.fail_request(SqlState::FEATURE_NOT_SUPPORTED, "COPY TO STDOUT in the binary format of rows from several shards is not supported yet: use the text or CSV format");
             return Ok(true);
         };
         let f = crate::execute::request::query_frame(&c.query);
@@ -220,13 +224,13 @@ impl Session {
         if !self.copy_split.as_ref().is_some_and(|c| c.has(id)) {
             return;
         }
-        self.abort_copy_split(Some(("08006", why)));
+        self.abort_copy_split(Some((SqlState::CONNECTION_FAILURE, why)));
         self.copy_split_answered();
     }
 
     /// Fails the COPY: every shard still copying gets CopyFail; the client's
     /// remaining data is dropped. `why`: the proxy's own error.
-    fn abort_copy_split(&mut self, why: Option<(&str, &str)>) {
+    fn abort_copy_split(&mut self, why: Option<(SqlState, &str)>) {
         let Some(cs) = self.copy_split.as_mut() else {
             return;
         };
@@ -304,7 +308,7 @@ impl Session {
             }
         }
         if let Err(why) = res {
-            self.abort_copy_split(Some(("22P04", &why)));
+            self.abort_copy_split(Some((SqlState::BAD_COPY_FILE_FORMAT, &why)));
             return;
         }
         if matches!(f.tag, b'c' | b'f') {

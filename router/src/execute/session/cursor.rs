@@ -12,6 +12,7 @@ use crate::execute::held::Held;
 use crate::execute::request::query_frame;
 use crate::execute::request::{Anchor, Group};
 use crate::protocol::messages;
+use crate::protocol::SqlState;
 
 /// What a FETCH or MOVE asks for: `Some(n)` rows forward, `None` all;
 /// `Err` for a direction the proxy cannot serve.
@@ -120,12 +121,12 @@ impl Session {
         let upper = sql.to_ascii_uppercase();
         let hold = upper.contains(" WITH HOLD ");
         if upper.contains(" BINARY ") {
-            self.fail_request("0A000", &format!("cursor {name}: a BINARY cursor over several shards is not supported: declare it without BINARY"));
+            self.fail_request(SqlState::FEATURE_NOT_SUPPORTED, &format!("cursor {name}: a BINARY cursor over several shards is not supported: declare it without BINARY"));
             return Ok(());
         }
         if !self.txn.open() && !hold {
             self.fail_request(
-                "25P01",
+                SqlState::NO_ACTIVE_SQL_TRANSACTION,
                 "DECLARE CURSOR can only be used in transaction blocks",
             );
             return Ok(());
@@ -165,7 +166,7 @@ impl Session {
                     None => messages::raw(&mut self.cout, b'n', b""),
                 },
                 _ => {
-                    self.fail_request("0A000", "a cursor over several shards can be described as a portal but read only with FETCH");
+                    self.fail_request(SqlState::FEATURE_NOT_SUPPORTED, "a cursor over several shards can be described as a portal but read only with FETCH");
                     return Ok(());
                 }
             }
@@ -200,7 +201,10 @@ impl Session {
         let n = match fetch_count(sql) {
             Ok(n) => n,
             Err(why) => {
-                self.fail_request("0A000", &format!("cursor {name}: {why}"));
+                self.fail_request(
+                    SqlState::FEATURE_NOT_SUPPORTED,
+                    &format!("cursor {name}: {why}"),
+                );
                 return Ok(());
             }
         };

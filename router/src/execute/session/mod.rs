@@ -38,6 +38,7 @@ use crate::context::Context;
 use crate::frontend::stream::{ClientRead, ClientWrite};
 use crate::protocol::frame::{self, Frame};
 use crate::protocol::messages::{self, Malformed, Severity};
+use crate::protocol::{SqlState, TxStatus};
 
 /// Why a session ends.
 #[derive(Debug, thiserror::Error)]
@@ -272,7 +273,12 @@ impl Session {
 
     /// Reports a protocol violation to the client with a FATAL error.
     fn violation(&mut self, message: String) -> End {
-        messages::error_response(&mut self.cout, Severity::Fatal, "08P01", &message);
+        messages::error_response(
+            &mut self.cout,
+            Severity::Fatal,
+            SqlState::PROTOCOL_VIOLATION,
+            &message,
+        );
         End::Protocol(message)
     }
 
@@ -439,7 +445,7 @@ impl Session {
     }
 
     /// Writes a proxy-made error for the running request.
-    fn fail_request(&mut self, code: &str, message: &str) {
+    fn fail_request(&mut self, code: SqlState, message: &str) {
         messages::error_response(&mut self.cout, Severity::Error, code, message);
         self.request_failed();
     }
@@ -452,7 +458,7 @@ impl Session {
         messages::error_response_detail(
             &mut self.cout,
             Severity::Error,
-            "0A000",
+            SqlState::FEATURE_NOT_SUPPORTED,
             &r.message,
             Some(&detail),
         );
@@ -489,13 +495,13 @@ impl Session {
             let addr = slot.server.addr.to_string();
             let conn = &mut *slot.conn;
             let reset = async {
-                if slot.status != b'I' {
+                if slot.status != TxStatus::Idle {
                     conn.run_simple(&addr, "ROLLBACK").await?;
                 }
                 conn.run_simple(&addr, "DISCARD ALL").await
             };
             match tokio::time::timeout(Duration::from_secs(5), reset).await {
-                Ok(Ok(b'I')) => {}
+                Ok(Ok(TxStatus::Idle)) => {}
                 _ => slot.conn.broken = true,
             }
         }

@@ -15,6 +15,7 @@ use crate::execute::slot::Statement;
 use crate::execute::transaction::{control, Mode, ABORTED};
 use crate::protocol::messages::{self, Bind, Parse};
 use crate::protocol::Frame;
+use crate::protocol::SqlState;
 
 /// Where one statement goes.
 pub(super) enum Dest {
@@ -203,7 +204,7 @@ impl Session {
         if self.txn_lost {
             self.txn_lost = false;
             self.fail_request(
-                "08006",
+                SqlState::CONNECTION_FAILURE,
                 "server connection lost: the open transaction was rolled back",
             );
             return Ok(());
@@ -266,7 +267,7 @@ impl Session {
                     messages::raw(&mut self.cout, b'3', b"");
                 }
                 _ => {
-                    self.fail_request("0A000", "only Execute, Describe and Close may follow a cross-shard portal read with a row limit in the same request");
+                    self.fail_request(SqlState::FEATURE_NOT_SUPPORTED, "only Execute, Describe and Close may follow a cross-shard portal read with a row limit in the same request");
                     return Ok(());
                 }
             }
@@ -277,7 +278,7 @@ impl Session {
     /// A statement other than ROLLBACK in an aborted transaction gets 25P02.
     pub(super) fn refuse_if_aborted(&mut self) -> bool {
         if self.txn.failed() {
-            self.fail_request("25P02", ABORTED);
+            self.fail_request(SqlState::IN_FAILED_SQL_TRANSACTION, ABORTED);
             return true;
         }
         false
@@ -582,7 +583,10 @@ impl Session {
         });
         match rows {
             Err(r) => {
-                self.fail_request("0A000", &format!("SHOW ROUTE: refused: {}", r.message));
+                self.fail_request(
+                    SqlState::FEATURE_NOT_SUPPORTED,
+                    &format!("SHOW ROUTE: refused: {}", r.message),
+                );
             }
             Ok(rows) => {
                 let mut out = BytesMut::new();

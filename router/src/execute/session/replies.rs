@@ -12,6 +12,7 @@ use crate::execute::slot::{Kind, Pending};
 use crate::execute::tracker::ErrorOutcome;
 use crate::protocol::frame::{self, Frame};
 use crate::protocol::messages::{self, Malformed, Severity};
+use crate::protocol::{SqlState, TxStatus};
 
 impl Session {
     /// Handles every complete frame a server sent.
@@ -140,7 +141,7 @@ impl Session {
         let slot = &mut self.slots[id];
         let (ready, skipped) = slot.pending.ready();
         slot.status = status;
-        if status == b'I' {
+        if status == TxStatus::Idle {
             slot.portals.clear();
         }
         let shard = slot.shard;
@@ -154,7 +155,7 @@ impl Session {
             self.completed(id, p.effects);
         }
         let slot = &mut self.slots[id];
-        if status == b'I' && !slot.txn_effects.is_empty() {
+        if status == TxStatus::Idle && !slot.txn_effects.is_empty() {
             let effects = std::mem::take(&mut slot.txn_effects);
             if slot.committed {
                 self.completed(id, effects);
@@ -168,9 +169,9 @@ impl Session {
     }
 
     /// One server finished its part of the unit in flight.
-    pub(super) fn unit_answered(&mut self, id: usize, shard: usize, status: u8) {
+    pub(super) fn unit_answered(&mut self, id: usize, shard: usize, status: TxStatus) {
         self.txn.observe(shard, id, status);
-        if status == b'I' {
+        if status == TxStatus::Idle {
             self.portals.retain(|_, &mut slot| slot != id);
         }
         if let Some(run) = self.run.as_mut() {
@@ -209,7 +210,7 @@ impl Session {
 
     /// Records session effects of a statement that completed on a slot.
     fn completed(&mut self, id: usize, effects: Vec<SessionEffect>) {
-        if self.slots[id].status != b'I' {
+        if self.slots[id].status != TxStatus::Idle {
             self.slots[id].txn_effects.extend(effects);
             return;
         }
@@ -257,7 +258,12 @@ impl Session {
                 g.remaining = g.remaining.saturating_sub(1);
                 if g.error.is_none() {
                     let mut e = BytesMut::new();
-                    messages::error_response(&mut e, Severity::Error, "08006", &message);
+                    messages::error_response(
+                        &mut e,
+                        Severity::Error,
+                        SqlState::CONNECTION_FAILURE,
+                        &message,
+                    );
                     g.error = Some(e.freeze());
                 }
                 if g.remaining == 0 {
@@ -268,11 +274,11 @@ impl Session {
             }
         } else if waiting && owed > 0 {
             if !slot.fatal_seen {
-                self.fail_request("08006", &message);
+                self.fail_request(SqlState::CONNECTION_FAILURE, &message);
             } else {
                 self.request_failed();
             }
-        } else if participant || slot.status != b'I' {
+        } else if participant || slot.status != TxStatus::Idle {
             self.txn_lost = true;
         }
     }

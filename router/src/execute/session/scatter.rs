@@ -12,6 +12,7 @@ use super::place::writes;
 use super::{end_unit, is_fatal, End, Session};
 use crate::execute::gather::Gather;
 use crate::execute::held::Held;
+use crate::protocol::SqlState;
 
 /// Bytes of merged rows the proxy holds for a row-limited Execute.
 const HELD_BYTES_LIMIT: usize = 256 << 20;
@@ -105,7 +106,7 @@ impl Session {
         target: Target,
     ) -> Result<(), End> {
         if let Err(msg) = scatter_shape(&g.frames, writes(&bound.class)) {
-            self.fail_request("0A000", &msg);
+            self.fail_request(SqlState::FEATURE_NOT_SUPPORTED, &msg);
             return Ok(());
         }
         let Some(ids) = self.route_slots(&route, target, &bound.class).await else {
@@ -255,7 +256,7 @@ impl Session {
             held.clear();
         }
         if held.len() > HELD_BYTES_LIMIT {
-            g.fail("54000", &format!("a cursor over several shards is held by the proxy, up to {HELD_BYTES_LIMIT} bytes: this one is larger; narrow its query"));
+            g.fail(SqlState::PROGRAM_LIMIT_EXCEEDED, &format!("a cursor over several shards is held by the proxy, up to {HELD_BYTES_LIMIT} bytes: this one is larger; narrow its query"));
             held.clear();
         }
         g.held = held;
@@ -340,7 +341,7 @@ impl Session {
             _ => rows_out.extend_from_slice(&f.bytes),
         }
         if limited && held.len() > HELD_BYTES_LIMIT {
-            g.fail("54000", &format!("a cross-shard result read with a row limit (a fetch size) is held by the proxy, up to {HELD_BYTES_LIMIT} bytes: this one is larger; read it without a row limit, or narrow the query"));
+            g.fail(SqlState::PROGRAM_LIMIT_EXCEEDED, &format!("a cross-shard result read with a row limit (a fetch size) is held by the proxy, up to {HELD_BYTES_LIMIT} bytes: this one is larger; read it without a row limit, or narrow the query"));
             held.clear();
         }
         g.held = held;
@@ -418,7 +419,7 @@ impl Session {
         match copy {
             Some(mut w) if !failed => {
                 if w.convert(&end, &mut self.cout).is_err() {
-                    self.fail_request("XX000", "a gathered row could not be read");
+                    self.fail_request(SqlState::INTERNAL_ERROR, "a gathered row could not be read");
                 }
             }
             _ => self.cout.extend_from_slice(&end),
@@ -521,11 +522,11 @@ fn describe_gathered(g: &mut Gather, f: &Frame) -> Result<Bytes, Malformed> {
     if let Some(m) = g.merge.as_mut() {
         match m.describe(f)? {
             Ok(visible) => t = visible,
-            Err(why) => g.fail("0A000", &why),
+            Err(why) => g.fail(SqlState::FEATURE_NOT_SUPPORTED, &why),
         }
     } else if let Some(a) = g.agg.as_mut() {
         if let Err(why) = a.describe(f)? {
-            g.fail("0A000", &why);
+            g.fail(SqlState::FEATURE_NOT_SUPPORTED, &why);
         }
     }
     if let Some((formats, types)) = g.binary.as_mut() {
@@ -538,7 +539,7 @@ fn describe_gathered(g: &mut Gather, f: &Frame) -> Result<Bytes, Malformed> {
         t = formats.describe(&t)?.freeze();
         if let Some(oid) = unsupported {
             g.fail(
-                "0A000",
+                SqlState::FEATURE_NOT_SUPPORTED,
                 &format!("a merged cross-shard result cannot send type oid {oid} in binary yet: ask for text results"),
             );
         }
@@ -567,7 +568,7 @@ fn gather_row(
     }
     if let Some(a) = g.agg.as_mut() {
         if let Err(why) = a.feed(&f.bytes)? {
-            g.fail("0A000", &why);
+            g.fail(SqlState::FEATURE_NOT_SUPPORTED, &why);
         }
         return Ok(());
     }
@@ -613,7 +614,7 @@ fn drain_merge(g: &mut Gather, out: &mut BytesMut) -> Result<(), Malformed> {
         failed
     };
     if let Some(why) = failed {
-        g.fail("22003", &why);
+        g.fail(SqlState::NUMERIC_VALUE_OUT_OF_RANGE, &why);
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ use crate::backend::pool::CheckoutError;
 use crate::backend::{Role, Server};
 use crate::execute::slot::{Kind, Pending, Slot};
 use crate::protocol::messages;
+use crate::protocol::SqlState;
 
 /// Whether a server in `role` may run work for `target`.
 fn satisfies(role: Role, target: Target) -> bool {
@@ -31,7 +32,7 @@ impl Session {
                 .txn
                 .write_on(shard, |s| ctx.routing.shard_name(s).to_string())
             {
-                self.fail_request("0A000", &e.to_string());
+                self.fail_request(SqlState::FEATURE_NOT_SUPPORTED, &e.to_string());
                 return None;
             }
         }
@@ -129,7 +130,10 @@ impl Session {
         match self.use_server(&shard.primary, index).await {
             Ok(i) => Some(i),
             Err(e) => {
-                self.fail_request("08006", &format!("could not connect to a server: {e}"));
+                self.fail_request(
+                    SqlState::CONNECTION_FAILURE,
+                    &format!("could not connect to a server: {e}"),
+                );
                 None
             }
         }

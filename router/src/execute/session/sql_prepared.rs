@@ -13,6 +13,7 @@ use super::{End, Session};
 use crate::execute::request::{Anchor, Group};
 use crate::execute::slot::{Kind, Pending, SqlStatement};
 use crate::protocol::messages;
+use crate::protocol::SqlState;
 
 impl Session {
     /// Runs PREPARE, EXECUTE or DEALLOCATE of the client.
@@ -53,7 +54,7 @@ impl Session {
     ) -> Result<(), End> {
         if self.sql_statements.contains_key(&name) {
             self.fail_request(
-                "42P05",
+                SqlState::DUPLICATE_PREPARED_STATEMENT,
                 &format!("prepared statement \"{name}\" already exists"),
             );
             return Ok(());
@@ -85,7 +86,7 @@ impl Session {
     ) -> Result<(), End> {
         let Some(stmt) = self.sql_statements.get(&name).cloned() else {
             self.fail_request(
-                "26000",
+                SqlState::INVALID_SQL_STATEMENT_NAME,
                 &format!("prepared statement \"{name}\" does not exist"),
             );
             return Ok(());
@@ -96,7 +97,7 @@ impl Session {
                 .unwrap_or(self.ctx.routing.default_shard())
         } else {
             let Some(args) = args else {
-                self.fail_request("0A000", "EXECUTE of a statement on sharded tables needs literal arguments to be routed by its key");
+                self.fail_request(SqlState::FEATURE_NOT_SUPPORTED, "EXECUTE of a statement on sharded tables needs literal arguments to be routed by its key");
                 return Ok(());
             };
             let params: Vec<Param<'_>> = args
@@ -116,7 +117,7 @@ impl Session {
                     return Ok(());
                 }
                 Ok(r) if r.shards.len() != 1 || r.mirror || r.shards[0].sql.is_some() => {
-                    self.fail_request("0A000", &format!("EXECUTE {name}: these arguments make the statement run on several shards (or rewritten), which SQL EXECUTE cannot do: prepare it with the extended protocol instead"));
+                    self.fail_request(SqlState::FEATURE_NOT_SUPPORTED, &format!("EXECUTE {name}: these arguments make the statement run on several shards (or rewritten), which SQL EXECUTE cannot do: prepare it with the extended protocol instead"));
                     return Ok(());
                 }
                 Ok(r) => r.shards[0].shard,
@@ -153,7 +154,7 @@ impl Session {
             Some(n) => {
                 if self.sql_statements.remove(n).is_none() {
                     self.fail_request(
-                        "26000",
+                        SqlState::INVALID_SQL_STATEMENT_NAME,
                         &format!("prepared statement \"{n}\" does not exist"),
                     );
                     return false;
