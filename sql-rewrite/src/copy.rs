@@ -4,7 +4,7 @@
 //! their delimiter, quote, escape, NULL string and HEADER); and
 //! `COPY … TO STDOUT` of a table or a query, as the query it reads.
 
-use crate::split::split_statements;
+use crate::split::{close_paren, split_statements};
 
 /// The data format of a COPY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,32 +98,6 @@ pub fn copy_out(sql: &str) -> Option<CopyOut> {
     };
     options(&mut t, &mut c)?;
     Some(CopyOut { query, options: c })
-}
-
-/// The index after the parenthesis closing the one `s` starts with
-/// (quotes respected).
-fn close_paren(s: &str) -> Option<usize> {
-    let b = s.as_bytes();
-    let mut depth = 0usize;
-    let mut i = 0;
-    let mut quote: Option<u8> = None;
-    while i < b.len() {
-        match (quote, b[i]) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, c @ (b'\'' | b'"')) => quote = Some(c),
-            (None, b'(') => depth += 1,
-            (None, b')') => {
-                depth = depth.checked_sub(1)?;
-                if depth == 0 {
-                    return Some(i + 1);
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    None
 }
 
 /// Recognises `COPY table [(cols)] FROM STDIN [[WITH] options]`.

@@ -3,7 +3,7 @@
 //! recognised from their text so that the proxy can keep them per client
 //! and route an `EXECUTE` by its arguments like a Bind.
 
-use crate::split::split_statements;
+use crate::split::{close_paren, split_statements};
 
 /// A prepared-statement command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,33 +109,6 @@ fn ident(s: &str) -> Option<(String, &str)> {
     }
     let (w, rest) = first_word(s)?;
     Some((w.to_lowercase(), rest))
-}
-
-/// The index after the parenthesis that closes the one `s` starts with.
-fn close_paren(s: &str) -> Option<usize> {
-    let b = s.as_bytes();
-    let mut depth = 0usize;
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'\'' => {
-                i += 1;
-                while i < b.len() && !(b[i] == b'\'' && b.get(i + 1) != Some(&b'\'')) {
-                    i += if b[i] == b'\'' { 2 } else { 1 };
-                }
-            }
-            b'(' => depth += 1,
-            b')' => {
-                depth = depth.checked_sub(1)?;
-                if depth == 0 {
-                    return Some(i + 1);
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    None
 }
 
 /// The arguments of an EXECUTE as text values, if each is a literal

@@ -270,6 +270,16 @@ impl Routing {
         self.with_topology(|t| plan_classified(sql, t, write_functions))
     }
 
+    /// Binds `plan` to one execution's parameters (none for a simple-protocol
+    /// text): the shards and what each runs, or the refusal.
+    pub fn bind(
+        &self,
+        plan: &Plan,
+        params: &[sql_rewrite::route::Param<'_>],
+    ) -> Result<sql_rewrite::route::Route, sql_rewrite::route::Refusal> {
+        self.with_topology(|t| plan.bind(t, params, &mut || self.next_id()))
+    }
+
     /// A fresh snowflake id.
     pub fn next_id(&self) -> i64 {
         let now = SystemTime::now()

@@ -105,10 +105,7 @@ impl Session {
         if plan.is_default() {
             return Ok(false);
         }
-        let ctx = self.ctx.clone();
-        let route = ctx
-            .routing
-            .with_topology(|t| plan.bind(t, &[], &mut || ctx.routing.next_id()));
+        let route = self.ctx.routing.bind(&plan, &[]);
         let route = match route {
             Ok(r) => r,
             Err(r) => {

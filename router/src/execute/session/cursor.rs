@@ -74,10 +74,7 @@ impl Session {
                 if plan.is_default() {
                     default
                 } else {
-                    let ctx = self.ctx.clone();
-                    let route = ctx
-                        .routing
-                        .with_topology(|t| plan.bind(t, &[], &mut || ctx.routing.next_id()));
+                    let route = self.ctx.routing.bind(&plan, &[]);
                     match route {
                         Ok(r) if r.shards.len() == 1 && !r.mirror && r.shards[0].sql.is_none() => {
                             r.shards[0].shard

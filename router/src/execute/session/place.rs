@@ -44,7 +44,37 @@ pub(super) struct Plain {
 
 /// `true` for a text of exactly one statement.
 fn single_statement(sql: &str) -> bool {
-    split_statements(sql).len() <= 1
+    // the common case without a `;` inside needs no lexing
+    !sql.trim_end().trim_end_matches(';').contains(';') || split_statements(sql).len() <= 1
+}
+
+/// Whether `sql` starts (after spaces and comments) with a keyword of the
+/// statements the session runs itself: PREPARE, EXECUTE, DEALLOCATE,
+/// DECLARE, FETCH, MOVE, CLOSE, COPY. Cheap, so that the parsers run only
+/// for these.
+fn maybe_special(sql: &str) -> bool {
+    let mut t = sql.trim_start();
+    while let Some(rest) = t.strip_prefix("/*").or_else(|| t.strip_prefix("--")) {
+        let end = if t.starts_with("/*") {
+            rest.find("*/").map(|i| i + 2)
+        } else {
+            rest.find('\n')
+        };
+        t = match end {
+            Some(i) => rest[i..].trim_start(),
+            None => return false,
+        };
+    }
+    let word: String = t
+        .chars()
+        .take_while(char::is_ascii_alphabetic)
+        .take(10)
+        .collect::<String>()
+        .to_ascii_uppercase();
+    matches!(
+        word.as_str(),
+        "PREPARE" | "EXECUTE" | "DEALLOCATE" | "DECLARE" | "FETCH" | "MOVE" | "CLOSE" | "COPY"
+    )
 }
 
 /// The SQL after `SHOW ROUTE`, if that is the statement.
@@ -120,12 +150,7 @@ impl Session {
             return Ok(None);
         };
         let sql = Parse::read(&stmt.parse)?.query;
-        if control(sql, &stmt.class).is_some()
-            || sql_rewrite::sql_prepare(sql).is_some()
-            || sql_rewrite::cursor_command(sql).is_some()
-            || sql_rewrite::copy_in(sql).is_some()
-            || sql_rewrite::copy_out(sql).is_some()
-        {
+        if control(sql, &stmt.class).is_some() || maybe_special(sql) {
             return Ok(None);
         }
         let (shard, rebind) = match self.bind_dest(bind, &stmt)? {
@@ -294,23 +319,8 @@ impl Session {
             return Ok(());
         }
         let sharded = self.ctx.routing.sharded;
-        if sharded {
-            if let Some(sp) = sql_rewrite::sql_prepare(&sql) {
-                return self.run_sql_prepare(g, &sql, sp).await;
-            }
-            if let Some(c) = sql_rewrite::cursor_command(&sql) {
-                return self.run_cursor(g, &sql, c).await;
-            }
-            if let Some(c) = sql_rewrite::copy_in(&sql) {
-                if self.refuse_if_aborted() || self.start_copy_split(&g, &sql, c).await? {
-                    return Ok(());
-                }
-            }
-            if let Some(c) = sql_rewrite::copy_out(&sql) {
-                if self.refuse_if_aborted() || self.start_copy_out(&g, c).await? {
-                    return Ok(());
-                }
-            }
+        if sharded && self.special(&g, &sql).await? {
+            return Ok(());
         }
         if sharded && !single_statement(&sql) && self.split_query(&sql)? {
             return Ok(());
@@ -332,10 +342,7 @@ impl Session {
         let target = self.effective(class.target);
         let dest = match plan {
             Some(plan) if !plan.is_default() => {
-                let ctx = self.ctx.clone();
-                let route = ctx
-                    .routing
-                    .with_topology(|t| plan.bind(t, &[], &mut || ctx.routing.next_id()));
+                let route = self.ctx.routing.bind(&plan, &[]);
                 match route {
                     Err(r) => Dest::Refused(r),
                     Ok(route) if route.shards.len() > 1 || route.mirror => {
@@ -399,10 +406,7 @@ impl Session {
             if plan.is_default() {
                 continue;
             }
-            let ctx = self.ctx.clone();
-            let route = ctx
-                .routing
-                .with_topology(|t| plan.bind(t, &[], &mut || ctx.routing.next_id()));
+            let route = self.ctx.routing.bind(&plan, &[]);
             match route {
                 Ok(r) if r.shards.len() == 1 && !r.mirror && r.shards[0].sql.is_none() => {
                     let s = r.shards[0].shard;
@@ -440,6 +444,30 @@ impl Session {
         Ok(true)
     }
 
+    /// Runs the statements the session handles itself (SQL PREPARE and
+    /// EXECUTE, cursors, COPY of mapped tables), in either protocol;
+    /// `false`: `sql` is none of them.
+    async fn special(&mut self, g: &Group, sql: &str) -> Result<bool, End> {
+        if !maybe_special(sql) {
+            return Ok(false);
+        }
+        if let Some(sp) = sql_rewrite::sql_prepare(sql) {
+            self.run_sql_prepare(g.clone(), sql, sp).await?;
+            return Ok(true);
+        }
+        if let Some(c) = sql_rewrite::cursor_command(sql) {
+            self.run_cursor(g.clone(), sql, c).await?;
+            return Ok(true);
+        }
+        if let Some(c) = sql_rewrite::copy_in(sql) {
+            return Ok(self.refuse_if_aborted() || self.start_copy_split(g, sql, c).await?);
+        }
+        if let Some(c) = sql_rewrite::copy_out(sql) {
+            return Ok(self.refuse_if_aborted() || self.start_copy_out(g, c).await?);
+        }
+        Ok(false)
+    }
+
     /// An extended-protocol group anchored by a Bind.
     async fn start_bind(&mut self, g: Group, at: usize) -> Result<(), End> {
         let bind = g.frames[at].clone();
@@ -456,18 +484,8 @@ impl Session {
             return self.run_control(c, &sql, Some(&g)).await;
         }
         self.ddl_seen |= stmt.class.reason == "ddl";
-        if self.ctx.routing.sharded {
-            if let Some(sp) = sql_rewrite::sql_prepare(&sql) {
-                return self.run_sql_prepare(g, &sql, sp).await;
-            }
-            if let Some(c) = sql_rewrite::cursor_command(&sql) {
-                return self.run_cursor(g, &sql, c).await;
-            }
-            if let Some(c) = sql_rewrite::copy_in(&sql) {
-                if self.refuse_if_aborted() || self.start_copy_split(&g, &sql, c).await? {
-                    return Ok(());
-                }
-            }
+        if self.ctx.routing.sharded && self.special(&g, &sql).await? {
+            return Ok(());
         }
         if self.refuse_if_aborted() {
             return Ok(());
@@ -537,10 +555,7 @@ impl Session {
             return Ok(None);
         };
         let params = messages::bind_params(f)?;
-        let ctx = &self.ctx;
-        let route = ctx
-            .routing
-            .with_topology(|t| plan.bind(t, &params, &mut || ctx.routing.next_id()));
+        let route = self.ctx.routing.bind(plan, &params);
         Ok(Some(match route {
             Err(r) => Dest::Refused(r),
             Ok(route) if route.shards.len() > 1 || route.mirror => Dest::Many(Box::new(route)),
@@ -609,4 +624,32 @@ fn no_shard() -> sql_rewrite::route::Refusal {
         sql_rewrite::route::RefusalKind::Internal,
         "no shard to run this statement".to_string(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn special_statements_are_spotted_cheaply() {
+        for sql in [
+            "COPY t FROM STDIN",
+            " /* x */ execute q(1)",
+            "-- c\nDECLARE c CURSOR FOR SELECT 1",
+            "fetch 10 from c",
+        ] {
+            assert!(maybe_special(sql), "{sql}");
+        }
+        for sql in [
+            "SELECT 1",
+            "INSERT INTO copy VALUES (1)",
+            "/* unclosed",
+            "COPYRIGHT",
+        ] {
+            assert!(!maybe_special(sql), "{sql}");
+        }
+        assert!(single_statement("SELECT 1;"));
+        assert!(single_statement("SELECT ';'"));
+        assert!(!single_statement("SELECT 1; SELECT 2"));
+    }
 }

@@ -107,10 +107,7 @@ impl Session {
                     binary: false,
                 })
                 .collect();
-            let ctx = self.ctx.clone();
-            let route = ctx
-                .routing
-                .with_topology(|t| stmt.plan.bind(t, &params, &mut || ctx.routing.next_id()));
+            let route = self.ctx.routing.bind(&stmt.plan, &params);
             match route {
                 Err(r) => {
                     self.refuse(&r);
