@@ -324,8 +324,16 @@ pub enum Control {
 
 /// The transaction control a one-statement text is, if any.
 pub fn control(sql: &str, class: &Classification) -> Option<Control> {
-    if let Some(sp) = Savepoint::parse(sql) {
-        return Some(Control::Savepoint(sp));
+    // SAVEPOINT, RELEASE, ROLLBACK/ABORT TO: only then the parser
+    let first = sql
+        .trim_start()
+        .bytes()
+        .next()
+        .map(|b| b.to_ascii_uppercase());
+    if matches!(first, Some(b'S' | b'R' | b'A')) {
+        if let Some(sp) = Savepoint::parse(sql) {
+            return Some(Control::Savepoint(sp));
+        }
     }
     match class.txn? {
         _ if sql_rewrite::split_statements(sql).len() > 1 => None,

@@ -114,7 +114,8 @@ impl Session {
             return Ok(());
         }
         let executing = groups.iter().filter(|g| g.executes()).count();
-        if executing == 0 {
+        if executing == 0 || (executing == 1 && ending.ends_batch()) {
+            // one statement: its server's own transaction (or the scatter's) covers it
             return Ok(());
         }
         let mut may_write = false;
